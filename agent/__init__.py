@@ -1,0 +1,1 @@
+"""Kilnwatch edge agent: polls Modbus and OPC UA sources and publishes batches over MQTT."""

@@ -1,0 +1,1 @@
+"""Kilnwatch collector: ingest, ledger, KPIs, sinks."""
