@@ -95,7 +95,9 @@ class Batch:
     values: list[float | None] = field(default_factory=list)
     quality: list[int] = field(default_factory=list)
 
-    def add(self, channel: str, t_ms: int, value: float | None, quality: Quality | int = Quality.GOOD) -> None:
+    def add(
+        self, channel: str, t_ms: int, value: float | None, quality: Quality | int = Quality.GOOD
+    ) -> None:
         self.channels.append(channel)
         self.t_ms.append(int(t_ms))
         self.values.append(None if value is None else float(value))
@@ -153,7 +155,9 @@ def decode_batch(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Batch:
         _require(isinstance(t, int) and not isinstance(t, bool) and t > 0, "schema", f"reading {i}: bad time")
         _require(q in (0, 1, 2) and not isinstance(q, bool), "schema", f"reading {i}: bad quality {q!r}")
         if v is not None:
-            _require(isinstance(v, int | float) and not isinstance(v, bool), "schema", f"reading {i}: bad value")
+            _require(
+                isinstance(v, int | float) and not isinstance(v, bool), "schema", f"reading {i}: bad value"
+            )
             _require(math.isfinite(v), "non_finite", f"reading {i}: {v!r}")
         batch.add(ch, t, v, q)
     return batch

@@ -1,0 +1,1 @@
+"""Modbus TCP: decode registers, coalesce points into requests, poll devices behind shared connections."""

@@ -1,0 +1,66 @@
+"""Where and how a sink writes: one ``[sinks.influx]`` table of the collector's TOML, validated at load.
+
+Unknown keys are errors (a typo such as ``bucket_name`` must not silently fall back to a default), and
+each API's required keys are checked with a message that names the key and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+
+class InfluxConfig(BaseModel):
+    """An InfluxDB (or compatible) server. ``api = "v1"`` for 1.x (``/write``), ``"v2"`` for 2.x/3.x/1.8+."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api: Literal["v1", "v2"]
+    url: str = Field(description="base URL, e.g. http://127.0.0.1:8086")
+    # API v1
+    database: str | None = None
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    # API v2
+    org: str | None = None
+    bucket: str | None = None
+    token: SecretStr | None = None
+    # both
+    timeout_s: float = Field(default=10.0, gt=0)
+    batch_lines: int = Field(default=5000, ge=1, description="lines per HTTP request")
+    gzip: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url {url!r} must start with http:// or https://, e.g. http://127.0.0.1:8086")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _keys_of_the_api(self) -> Self:
+        if self.api == "v1":
+            if not self.database:
+                raise ValueError('api = "v1" needs `database` (the InfluxDB 1.x database), e.g. database = "kilnwatch"')
+            stray = [key for key in ("org", "bucket", "token") if getattr(self, key) is not None]
+            if stray:
+                raise ValueError(f'only api = "v2" uses {_listed(stray)}: remove it or set api = "v2"')
+            if (self.username is None) != (self.password is None):
+                raise ValueError("set both `username` and `password`, or neither")
+        else:
+            missing = [key for key in ("bucket", "org") if not getattr(self, key)]
+            if missing:
+                raise ValueError(
+                    f'api = "v2" needs {_listed(missing)}, '
+                    'e.g. org = "plant1", bucket = "kilnwatch" (for InfluxDB 1.8 use bucket = "db/rp")'
+                )
+            stray = [key for key in ("database", "retention_policy", "username", "password") if getattr(self, key)]
+            if stray:
+                raise ValueError(f'only api = "v1" uses {_listed(stray)}: with api = "v2" use org, bucket and token')
+        return self
+
+
+def _listed(keys: list[str]) -> str:
+    return " and ".join(f"`{key}`" for key in keys)

@@ -1,0 +1,162 @@
+"""The site model: which channel is which carrier, on which line, inside which boundary.
+
+Agents publish what meters say (a channel has a kind and a unit); only the site model knows that
+``kiln-gw/coal_kiln_t`` is raw coal fed to kiln line L1 and counts as consumption of the clinker system.
+The same file drives the live collector and ``kilnwatch kpi compute``, so both give the same numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agent.wire import ChannelKind
+from collector.config_errors import load_toml_model
+
+Kind = Literal["energy_total", "power", "mass_total", "mass_rate", "volume_total", "volume_rate", "analog"]
+Role = Literal["consumption", "output", "credit", "info"]
+Carrier = Literal[
+    "electricity", "coal", "natural_gas", "diesel", "heat", "alternative_fuel", "clinker", "cement", "other"
+]
+Boundary = Literal["clinker", "cement_prep", "plant"]
+
+#: Units each kind may carry, and the factor to the canonical unit (kWh, kW, t, t/h, m3, m3/h).
+UNIT_FACTORS: dict[str, dict[str, float]] = {
+    ChannelKind.ENERGY_TOTAL: {"Wh": 1e-3, "kWh": 1.0, "MWh": 1e3},
+    ChannelKind.POWER: {"W": 1e-3, "kW": 1.0, "MW": 1e3},
+    ChannelKind.MASS_TOTAL: {"kg": 1e-3, "t": 1.0},
+    ChannelKind.MASS_RATE: {"kg/h": 1e-3, "t/h": 1.0},
+    ChannelKind.VOLUME_TOTAL: {"m3": 1.0, "Nm3": 1.0},
+    ChannelKind.VOLUME_RATE: {"m3/h": 1.0, "Nm3/h": 1.0},
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteInfo(_Strict):
+    id: str
+    name: str = ""
+    timezone: str = "Asia/Shanghai"
+    #: Base interval of the ledger's increments (the online-monitoring real-time granularity is 15 min).
+    base_interval_s: int = Field(900, ge=60, le=3600)
+    #: Local hours at which shifts start (a three-shift pattern by default).
+    shift_starts: tuple[int, ...] = (0, 8, 16)
+    altitude_m: float = 0.0
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, tz: str) -> str:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {tz!r}; use an IANA name such as 'Asia/Shanghai'") from None
+        return tz
+
+    @field_validator("base_interval_s")
+    @classmethod
+    def _divides_hour(cls, step: int) -> int:
+        if 3600 % step:
+            raise ValueError("base_interval_s must divide an hour (e.g. 300, 900, 1800, 3600)")
+        return step
+
+
+class LineSettings(_Strict):
+    """Rules that the standards leave open or that vary by plant; each is recorded with every KPI."""
+
+    whr_treatment: Literal["none", "deduct_from_electricity", "deduct_from_coal"] = "none"
+    electricity_basis: Literal["equivalent", "equal"] = "equivalent"
+    process_ef_t_per_t: float = Field(0.535, gt=0, lt=1)
+    grid_factor: str = "national-aef-2023"
+    benchmark_edition: str = "2023"
+
+
+class Line(_Strict):
+    name: str = ""
+    type: Literal["clinker"] = "clinker"
+    settings: LineSettings = LineSettings()
+
+
+class Channel(_Strict):
+    kind: Kind
+    unit: str
+    line: str
+    role: Role
+    carrier: Carrier = "other"
+    boundary: Boundary = "clinker"
+    #: For fuels: the key of the default combustion parameters in ``kpi.co2`` (bituminous coal, diesel ...).
+    fuel: str | None = None
+    #: Counter modulus in the channel's unit (e.g. 4294967.296 t for a uint32 kg totaliser).
+    rollover: float = Field(0.0, ge=0)
+    #: Largest plausible rate in the channel's unit per hour; larger deltas are rejected. 0 = no limit.
+    max_rate_per_h: float = Field(0.0, ge=0)
+    #: Longest gap between two rate samples that is still integrated (seconds).
+    gap_limit_s: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _unit_fits_kind(self) -> Channel:
+        factors = UNIT_FACTORS.get(self.kind)
+        if factors is not None and self.unit not in factors:
+            raise ValueError(f"unit {self.unit!r} does not fit kind {self.kind!r}; use one of {sorted(factors)}")
+        if self.role != "info" and self.kind == ChannelKind.ANALOG:
+            raise ValueError("an analog channel cannot be counted; set role = 'info'")
+        return self
+
+    @property
+    def factor(self) -> float:
+        """Multiplier from the channel's unit to the canonical unit of its quantity."""
+        return UNIT_FACTORS.get(self.kind, {}).get(self.unit, 1.0)
+
+
+class LabValue(_Strict):
+    """A laboratory value valid over a time range, e.g. the NCV of the coal lot fired that day."""
+
+    quantity: Literal["ncv_mj_per_kg"] = "ncv_mj_per_kg"
+    carrier: Carrier = "coal"
+    valid_from: datetime
+    valid_to: datetime | None = None
+    value: float = Field(gt=0)
+    source: str = ""
+
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _aware(cls, ts: datetime | None) -> datetime | None:
+        if ts is not None and ts.tzinfo is None:
+            raise ValueError("give a time zone offset, e.g. 2026-11-01T00:00:00+08:00")
+        return ts
+
+
+class Site(_Strict):
+    site: SiteInfo
+    lines: dict[str, Line]
+    channels: dict[str, Channel]
+    lab: list[LabValue] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> Site:
+        for name, ch in self.channels.items():
+            if ch.line not in self.lines:
+                raise ValueError(f"channel {name!r} names line {ch.line!r}; define [lines.{ch.line}]")
+            if "/" not in name:
+                raise ValueError(f"channel {name!r} must be '<agent>/<point>'")
+        return self
+
+    @property
+    def agents(self) -> set[str]:
+        return {name.split("/", 1)[0] for name in self.channels}
+
+    def lab_values(self, quantity: str, carrier: str) -> list[LabValue]:
+        return sorted(
+            (v for v in self.lab if v.quantity == quantity and v.carrier == carrier),
+            key=lambda v: v.valid_from,
+        )
+
+
+def load_site(path: Path) -> Site:
+    """Load and validate a site model; raises ConfigError naming file, key and fix."""
+    return load_toml_model(Path(path), Site)
