@@ -10,6 +10,12 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+#: Keys that belong to one API only; setting them for the other is a mistake worth reporting.
+_API_KEYS = {
+    "v1": ("database", "retention_policy", "username", "password"),
+    "v2": ("org", "bucket", "token"),
+}
+
 
 class InfluxConfig(BaseModel):
     """An InfluxDB (or compatible) server. ``api = "v1"`` for 1.x (``/write``), ``"v2"`` for 2.x/3.x/1.8+."""
@@ -41,12 +47,15 @@ class InfluxConfig(BaseModel):
 
     @model_validator(mode="after")
     def _keys_of_the_api(self) -> Self:
+        other_api = "v2" if self.api == "v1" else "v1"
+        stray = [key for key in _API_KEYS[other_api] if getattr(self, key) is not None]
+        if stray:
+            raise ValueError(
+                f'only api = "{other_api}" uses {_listed(stray)}: remove it, or set api = "{other_api}"'
+            )
         if self.api == "v1":
             if not self.database:
-                raise ValueError('api = "v1" needs `database` (the InfluxDB 1.x database), e.g. database = "kilnwatch"')
-            stray = [key for key in ("org", "bucket", "token") if getattr(self, key) is not None]
-            if stray:
-                raise ValueError(f'only api = "v2" uses {_listed(stray)}: remove it or set api = "v2"')
+                raise ValueError('api = "v1" needs `database`, e.g. database = "kilnwatch"')
             if (self.username is None) != (self.password is None):
                 raise ValueError("set both `username` and `password`, or neither")
         else:
@@ -56,9 +65,6 @@ class InfluxConfig(BaseModel):
                     f'api = "v2" needs {_listed(missing)}, '
                     'e.g. org = "plant1", bucket = "kilnwatch" (for InfluxDB 1.8 use bucket = "db/rp")'
                 )
-            stray = [key for key in ("database", "retention_policy", "username", "password") if getattr(self, key)]
-            if stray:
-                raise ValueError(f'only api = "v1" uses {_listed(stray)}: with api = "v2" use org, bucket and token')
         return self
 
 

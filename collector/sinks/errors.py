@@ -16,7 +16,9 @@ from collections.abc import Sequence
 DATA_REJECTED_STATUSES = frozenset({400, 413, 422})
 
 _PARSE_ERROR = re.compile(r"unable to parse '(.*)': ")
-_TYPE_CONFLICT = re.compile(r'input field "(?P<field>[^"]*)" on measurement "(?P<measurement>[^"]*)" is type (?P<kind>\w+)')
+_TYPE_CONFLICT = re.compile(
+    r'input field "(?P<field>[^"]*)" on measurement "(?P<measurement>[^"]*)" is type (?P<kind>\w+)'
+)
 #: How many offending lines an error message quotes; the dispatcher still isolates all of them.
 _QUOTED_LINES = 3
 

@@ -51,7 +51,9 @@ class InfluxV2Writer:
                 write_precision=WritePrecision.MS,
             )
         except ApiException as error:
-            message = error.message.decode("utf-8", "replace") if isinstance(error.message, bytes) else error.message
+            message = error.message
+            if isinstance(message, bytes):
+                message = message.decode("utf-8", "replace")
             raise describe_rejection(error.status or 0, str(message or error.reason), batch) from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise SinkError(True, f"{self._config.url} unreachable: {error}") from error

@@ -134,5 +134,6 @@ def kpi_lines(
     )
     if not field_set:
         raise ValueError(f"KPI {site}/{line}/{period} at {start_ms} ms has no fields that are not None")
-    tags = f"line={escape_name(line, 'line')},period={escape_name(period, 'period')},site={escape_name(site, 'site')}"
+    line_tag, period_tag = escape_name(line, "line"), escape_name(period, "period")
+    tags = f"line={line_tag},period={period_tag},site={escape_name(site, 'site')}"
     return f"{KPI_MEASUREMENT},{tags} {field_set} {int(start_ms)}"

@@ -24,11 +24,9 @@ def iso_utc_ms(epoch_ms: Sequence[int] | np.ndarray) -> list[str]:
     return [s + "Z" for s in stamps.tolist()]
 
 
-def truth_row(stamp: str, truth: Mapping[str, float]) -> str:
-    return ",".join([stamp, *(repr(float(truth[c])) for c in TRUTH_COLUMNS)]) + "\n"
-
-
-def write_truth_rows(out: TextIO, stamps: Sequence[str], truth: Mapping[str, np.ndarray]) -> None:
+def write_truth_rows(
+    out: TextIO, stamps: Sequence[str], truth: Mapping[str, Sequence[float] | np.ndarray]
+) -> None:
     """One truth row per stamp, columns in ``TRUTH_COLUMNS`` order (the header is the caller's)."""
     columns = [[repr(v) for v in np.asarray(truth[c], dtype=np.float64).tolist()] for c in TRUTH_COLUMNS]
     for stamp, values in zip(stamps, zip(*columns, strict=True), strict=True):

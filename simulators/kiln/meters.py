@@ -40,7 +40,7 @@ class Supply:
     power_factor: float
 
     def phases(self, kw: float, voltage_pu: float) -> tuple[float, float, float]:
-        """Line-to-line voltage (V), line current (A) and reactive power (kvar) for a balanced load of ``kw``."""
+        """Line-to-line voltage (V), line current (A) and reactive power (kvar) of a balanced ``kw`` load."""
         u_ll = self.volts_ll * voltage_pu
         amps = kw * 1000.0 / (SQRT3 * u_ll * self.power_factor)
         return u_ll, amps, kw * math.tan(math.acos(self.power_factor))
@@ -48,10 +48,9 @@ class Supply:
 
 @dataclass(frozen=True)
 class Meter:
-    """One Modbus unit: its model, which register table it answers on, and its fields for a state."""
+    """One Modbus unit: which register table it answers on, and its fields for a state."""
 
     unit: int
-    model: str
     function: int
     fields: Callable[[State], list[Field]]
 
@@ -90,7 +89,7 @@ def pm5100(unit: int, section: str, name: str, supply: Supply) -> Meter:
             Field(3239, "int64", 0),
         ]
 
-    return Meter(unit, "Schneider PM5100", HOLDING, fields)
+    return Meter(unit, HOLDING, fields)
 
 
 def adw300(unit: int, section: str, supply: Supply) -> Meter:
@@ -110,7 +109,7 @@ def adw300(unit: int, section: str, supply: Supply) -> Meter:
             Field(64, "int32", 0),
         ]
 
-    return Meter(unit, "Acrel ADW300", HOLDING, fields)
+    return Meter(unit, HOLDING, fields)
 
 
 def dtsu666(unit: int, section: str, supply: Supply) -> Meter:
@@ -140,7 +139,7 @@ def dtsu666(unit: int, section: str, supply: Supply) -> Meter:
             Field(0x1028, "float32", 0.0),
         ]
 
-    return Meter(unit, "CHINT DTSU666", HOLDING, fields)
+    return Meter(unit, HOLDING, fields)
 
 
 def dtsd1352(unit: int, section: str, supply: Supply) -> Meter:
@@ -169,7 +168,7 @@ def dtsd1352(unit: int, section: str, supply: Supply) -> Meter:
             Field(0x016C, "int32", round(kvar / DTSD1352_CT * 1000)),
         ]
 
-    return Meter(unit, "Acrel DTSD1352", HOLDING, fields)
+    return Meter(unit, HOLDING, fields)
 
 
 def pac3200(unit: int, section: str, supply: Supply) -> Meter:
@@ -198,11 +197,11 @@ def pac3200(unit: int, section: str, supply: Supply) -> Meter:
             Field(833, "float64", wh / supply.power_factor),
         ]
 
-    return Meter(unit, "Siemens PAC3200", INPUT, fields)
+    return Meter(unit, INPUT, fields)
 
 
 def belt_scale(unit: int, product: str, belt_m_per_s: float) -> Meter:
-    """Weigh feeder / belt scale: uint32 kg total and float32 t/h, low word first (CDAB), then speed and load."""
+    """Weigh feeder / belt scale: uint32 kg total, float32 t/h, belt speed and load, all low word first."""
     points = unit_points(unit)
     total, rate = points[f"{product}_t"], points[f"{product}_tph"]
 
@@ -215,7 +214,7 @@ def belt_scale(unit: int, product: str, belt_m_per_s: float) -> Meter:
             Field(6, "float32", tph * 1000 / 3600 / belt_m_per_s, "CDAB"),
         ]
 
-    return Meter(unit, "belt scale", HOLDING, fields)
+    return Meter(unit, HOLDING, fields)
 
 
 MV = 10_000.0  # 10 kV motor and generator feeders

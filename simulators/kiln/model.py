@@ -54,7 +54,7 @@ TRUTH_COLUMNS = (*TRUTH_RATES, "coal_ncv_mj_per_kg")
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """The line's defaults (docs/demo-plant.md, "Operating point"); rates wander a few per cent around them."""
+    """The line's defaults (docs/demo-plant.md, "Operating point"); rates wander a few % around them."""
 
     clinker_tph: float = 5000.0 / 24.0
     feed_ratio: float = 1.57
@@ -81,10 +81,10 @@ class OperatingPoint:
 
 
 def process_rates(plant: OperatingPoint, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every rate of the line for wander state(s) ``x`` (shape ``(..., len(DRIFTS))``), as arrays of shape ``(...)``.
+    """Every rate of the line for wander state(s) ``x`` of shape ``(..., len(DRIFTS))``, as ``(...)`` arrays.
 
-    Production-driven loads (kiln, cooler, WHR) follow the clinker rate and the coal mill follows the coal rate,
-    so the per-tonne figures stay in their plausible bands while the absolute rates move.
+    Production-driven loads (kiln, cooler, WHR) follow the clinker rate and the coal mill follows the coal
+    rate, so the per-tonne figures stay in their plausible bands while the absolute rates move.
     """
     d = {drift.name: x[..., i] for i, drift in enumerate(DRIFTS)}
     clinker = plant.clinker_tph * (1.0 + d["clinker"])

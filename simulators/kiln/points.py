@@ -43,7 +43,7 @@ class ModbusPoint:
 
 @dataclass(frozen=True)
 class DcsPoint:
-    """One OPC UA variable of the DCS: node name under ``KilnLine1.``, the demo agent's point name, the rate."""
+    """One OPC UA variable of the DCS: node name under ``KilnLine1.``, agent point name, model rate."""
 
     node: str
     name: str
@@ -53,7 +53,9 @@ class DcsPoint:
 def _pm5100(unit: int, section: str, kwh_start: int) -> tuple[ModbusPoint, ModbusPoint]:
     return (
         ModbusPoint(f"{section}_kw", unit, HOLDING, 3059, "float32", "ABCD", 1.0, f"{section}_kw"),
-        ModbusPoint(f"{section}_kwh", unit, HOLDING, 3203, "int64", "ABCD", 0.001, f"{section}_kwh", kwh_start),
+        ModbusPoint(
+            f"{section}_kwh", unit, HOLDING, 3203, "int64", "ABCD", 0.001, f"{section}_kwh", kwh_start
+        ),
     )
 
 
@@ -75,7 +77,9 @@ MODBUS_POINTS: tuple[ModbusPoint, ...] = (
     ModbusPoint("aux_kwh", 5, HOLDING, 0x000A, "uint32", "ABCD", 0.01 * DTSD1352_CT, "aux_kwh", 6_172_835),
     *_pm5100(6, "whr", 95_310_774_052),
     ModbusPoint("cement_mill_kw", 7, INPUT, 65, "float32", "ABCD", 0.001, "cement_mill_kw"),
-    ModbusPoint("cement_mill_kwh", 7, INPUT, 801, "float64", "ABCD", 0.001, "cement_mill_kwh", 104_553_190_876.0),
+    ModbusPoint(
+        "cement_mill_kwh", 7, INPUT, 801, "float64", "ABCD", 0.001, "cement_mill_kwh", 104_553_190_876.0
+    ),
     *_scale(10, "coal_kiln", 381_205_114),
     *_scale(11, "coal_calciner", 571_807_671),
     *_scale(12, "clinker", 4_277_000_000),

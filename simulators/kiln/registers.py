@@ -38,7 +38,9 @@ class Field:
     words: int = 0
 
 
-def encode(dtype: FieldType, value: float | int | str, order: WordOrder = "ABCD", words: int = 0) -> list[int]:
+def encode(
+    dtype: FieldType, value: float | int | str, order: WordOrder = "ABCD", words: int = 0
+) -> list[int]:
     """The registers holding ``value``; strings are ASCII, two characters per register, NUL-padded."""
     if dtype == "string":
         raw = str(value).encode("ascii")[: 2 * words].ljust(2 * words, b"\0")

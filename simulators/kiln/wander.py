@@ -2,8 +2,8 @@
 
 Each component is mean-reverting with its own time constant and stationary standard deviation. Steps use the
 exact OU transition (``x' = a·x + σ·sqrt(1 - a²)·ε`` with ``a = exp(-dt/τ)``), so any step size, fixed or
-irregular, gives the same statistics. A live run (one step per tick) and a generated run (a whole path at once)
-draw the random numbers in the same order, so equal seeds and equal steps give equal paths.
+irregular, gives the same statistics. A live run (one step per tick) and a generated run (a whole path at
+once) draw the random numbers in the same order, so equal seeds and equal steps give equal paths.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Wander:
         self.x = a * self.x + b * self._rng.standard_normal(len(self._tau))
 
     def path(self, n: int, dt_s: float) -> np.ndarray:
-        """States at ``0, dt, ..., n·dt`` from now, shape ``(n + 1, components)``; leaves the wander at the end."""
+        """States at ``0, dt, ..., n·dt`` from now, shape ``(n + 1, components)``; the wander ends at n·dt."""
         a, b = self._coefficients(dt_s)
         shocks = self._rng.standard_normal((n, len(self._tau))) * b
         out = np.empty((n + 1, len(self._tau)))
