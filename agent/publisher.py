@@ -52,6 +52,7 @@ class Publisher:
         self.channels = channels
         self.connected = threading.Event()
         self.acked = 0
+        self._unreachable_logged = False
         self._events: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
         self._inflight: dict[int, int] = {}  # MQTT mid → outbox seq; touched by the worker thread only
         self._last_sent = -1
@@ -76,6 +77,7 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_connect_fail = self._on_connect_fail
         return client
 
     def start(self) -> None:
@@ -112,8 +114,14 @@ class Publisher:
         if getattr(reason, "is_failure", False):
             log.warning("broker refused connection", reason=str(reason))
             return
+        self._unreachable_logged = False
         self.connected.set()
         self._events.put(("connected", 0))
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        if not self._unreachable_logged:  # once per outage; paho keeps retrying with backoff
+            log.warning("broker unreachable, retrying", host=self.settings.host, port=self.settings.port)
+            self._unreachable_logged = True
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object

@@ -16,7 +16,7 @@ import numpy as np
 
 from collector.site import Channel, Site
 from kpi.clinker import ClinkerInputs, ClinkerSettings, FuelUse, cement_prep_kwh_per_t, clinker_indicators
-from kpi.co2 import FUEL_DEFAULTS, GRID_FACTORS
+from kpi.co2 import CLINKER_PROCESS_FACTORS, DEFAULT_FUELS, GRID_FACTORS
 from kpi.periods import rollup
 
 FUEL_CARRIERS = ("coal", "natural_gas", "diesel", "alternative_fuel")
@@ -69,9 +69,10 @@ def _settings(site: Site, line: str) -> ClinkerSettings:
     return ClinkerSettings(
         whr_treatment=s.whr_treatment,
         electricity_basis=s.electricity_basis,
-        process_ef_t_per_t=s.process_ef_t_per_t,
+        process_factor=CLINKER_PROCESS_FACTORS[s.process_factor],
         grid_factor=GRID_FACTORS[s.grid_factor],
-        benchmark_edition=s.benchmark_edition,
+        ndrc_edition=s.ndrc_edition,
+        altitude_m=site.site.altitude_m,
     )
 
 
@@ -154,7 +155,7 @@ def _fuel_uses(
         energy_mj = np.where(fired, mass * 1000.0 * np.nan_to_num(ncv), 0.0)
         mass_p = rollup(mass, table.edges_s, period_edges_s)
         energy_p = rollup(energy_mj, table.edges_s, period_edges_s)
-        default = FUEL_DEFAULTS[ch.fuel or "bituminous"]
+        default = DEFAULT_FUELS[ch.fuel or "bituminous"]
         uses = []
         for m, e in zip(mass_p, energy_p, strict=True):
             ncv_eff = e / (m * 1000.0) if m > 0 else float(np.nanmean(ncv)) if np.any(~np.isnan(ncv)) else 0.0

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agent.wire import ChannelKind
 from collector.config_errors import load_toml_model
+from kpi.co2 import CLINKER_PROCESS_FACTORS, DEFAULT_FUELS, GRID_FACTORS
 
 Kind = Literal["energy_total", "power", "mass_total", "mass_rate", "volume_total", "volume_rate", "analog"]
 Role = Literal["consumption", "output", "credit", "info"]
@@ -71,9 +72,27 @@ class LineSettings(_Strict):
 
     whr_treatment: Literal["none", "deduct_from_electricity", "deduct_from_coal"] = "none"
     electricity_basis: Literal["equivalent", "equal"] = "equivalent"
-    process_ef_t_per_t: float = Field(0.535, gt=0, lt=1)
-    grid_factor: str = "national-aef-2023"
-    benchmark_edition: str = "2023"
+    #: Key of ``kpi.co2.CLINKER_PROCESS_FACTORS`` (china_ets 0.535, csi 0.525, ipcc 0.507).
+    process_factor: str = "china_ets"
+    #: Key of ``kpi.co2.GRID_FACTORS``: value, vintage and authority travel with every KPI.
+    grid_factor: str = "national_aef_2023"
+    ndrc_edition: Literal["2021", "2023"] = "2023"
+
+    @field_validator("process_factor")
+    @classmethod
+    def _known_process_factor(cls, key: str) -> str:
+        return _known(key, CLINKER_PROCESS_FACTORS)
+
+    @field_validator("grid_factor")
+    @classmethod
+    def _known_grid_factor(cls, key: str) -> str:
+        return _known(key, GRID_FACTORS)
+
+
+def _known(key: str, table: dict) -> str:
+    if key not in table:
+        raise ValueError(f"unknown key {key!r}; use one of {', '.join(sorted(table))}")
+    return key
 
 
 class Line(_Strict):
@@ -91,6 +110,11 @@ class Channel(_Strict):
     boundary: Boundary = "clinker"
     #: For fuels: the key of the default combustion parameters in ``kpi.co2`` (bituminous coal, diesel ...).
     fuel: str | None = None
+
+    @field_validator("fuel")
+    @classmethod
+    def _known_fuel(cls, key: str | None) -> str | None:
+        return key if key is None else _known(key, DEFAULT_FUELS)
     #: Counter modulus in the channel's unit (e.g. 4294967.296 t for a uint32 kg totaliser).
     rollover: float = Field(0.0, ge=0)
     #: Largest plausible rate in the channel's unit per hour; larger deltas are rejected. 0 = no limit.

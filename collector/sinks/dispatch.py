@@ -113,12 +113,15 @@ class SinkDispatcher:
                     continue
                 self._deliver(batch)
             except Exception as error:  # a sink or queue failure must never end the thread
-                detail = error.detail if isinstance(error, SinkError) else f"{type(error).__name__}: {error}"
+                expected = isinstance(error, SinkError)
+                detail = error.detail if expected else f"{type(error).__name__}: {error}"
                 pause = delay * random.uniform(0.5, 1.0)
                 with self._progress:
                     self._retries += 1
                     self._last_error = detail
-                self._log.warning("sink_write_failed", error=detail, retry_in_s=round(pause, 3))
+                self._log.warning(
+                    "sink_write_failed", error=detail, retry_in_s=round(pause, 3), exc_info=not expected
+                )
                 failing = True
                 self._stopping.wait(pause)
                 delay = min(delay * 2, self._backoff_max_s)

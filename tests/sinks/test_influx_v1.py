@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+import urllib.request
+
 import pytest
 
 from collector.sinks import InfluxConfig, InfluxV1Writer, SinkError
@@ -132,3 +136,30 @@ def test_unreachable_server_is_retryable():
         writer.write(["reading,site=s value=1.0 1"])
     assert caught.value.retryable is True
     assert "unreachable" in caught.value.detail
+
+
+def test_basic_auth(restartable_influx1):
+    server = restartable_influx1
+    server.kill()
+    conf = server.workdir / "influxdb.conf"
+    conf.write_text(conf.read_text().replace("[http]\n", "[http]\n  auth-enabled = true\n"))
+    server.start()
+    # with auth on and no users, InfluxDB 1.x lets anyone create the first admin
+    influxql(server.url, DB, "CREATE USER kiln WITH PASSWORD 'p@ss w:rd' WITH ALL PRIVILEGES")
+
+    writer = writer_for(server, username="kiln", password="p@ss w:rd")
+    writer.write(readings_lines("s", "a", ["c"], [T0], [4.5], [0]))
+    with pytest.raises(SinkError) as caught:
+        InfluxV1Writer(
+            InfluxConfig(api="v1", url=server.url, database=DB, username="kiln", password="wrong")
+        ).write(readings_lines("s", "a", ["c"], [T0], [9.0], [0]))
+    assert caught.value.retryable is True  # fix the password and the queued lines go through
+    assert "HTTP 401" in caught.value.detail
+
+    params = urllib.parse.urlencode(
+        {"db": DB, "q": "SELECT value FROM reading", "u": "kiln", "p": "p@ss w:rd"}
+    )
+    with urllib.request.urlopen(f"{server.url}/query?{params}") as response:
+        assert json.loads(response.read())["results"][0]["series"][0]["values"] == [
+            ["2023-11-14T22:13:20Z", 4.5]
+        ]
