@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 import structlog
+from pymodbus.server import ModbusTcpServer
 
 from simulators.kiln.csvfiles import TRUTH_HEADER, iso_utc_ms, write_truth_rows
 from simulators.kiln.meters import State
@@ -105,9 +106,10 @@ async def run_live(
     truth = TruthFile(truth_path) if truth_path is not None else None
     if truth is not None:
         truth.row(plant)
-    modbus = await start_modbus_server(plant.state, modbus_port)
-    dcs = None
+    modbus: ModbusTcpServer | None = None
+    dcs: DcsServer | None = None
     try:
+        modbus = await start_modbus_server(plant.state, modbus_port)
         if opcua_port is not None:
             dcs = await DcsServer.start(opcua_port, plant.state().rates)
             await _accepting(opcua_port)
@@ -128,7 +130,8 @@ async def run_live(
         if truth is not None:
             truth.row(plant)
     finally:
-        await modbus.shutdown()
+        if modbus is not None:
+            await modbus.shutdown()
         if dcs is not None:
             await dcs.stop()
         if truth is not None:
