@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from agent import wire
+from agent.sources.modbus.decode import register_count
 
 RegisterType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
@@ -136,6 +137,9 @@ class ModbusDevice(_Strict):
                 raise ValueError(
                     f"point {point.name!r}: address {point.address} is below address_base {self.address_base}"
                 )
+            if point.address - self.address_base + register_count(point.type) > 65536:
+                end = f"{point.type} at {point.address} runs past register 65535"
+                raise ValueError(f"point {point.name!r}: {end}")
         return self
 
 

@@ -69,7 +69,18 @@ class InfluxV1Writer:
         if self._config.gzip:
             body = gzip.compress(body, compresslevel=_GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
-        self._post(self._write_url, body, headers, lines=batch)
+        try:
+            self._post(self._write_url, body, headers, lines=batch)
+        except SinkError as error:
+            # The server was down when the collector started (or lost its data): create the database
+            # here, or every queued line would wait on a 404 until the next restart.
+            if "database not found" not in error.detail:
+                raise
+            try:
+                self.ensure_database()
+            except SinkError:
+                raise error from None  # no right to create it: still the lines are fine, keep them queued
+            self._post(self._write_url, body, headers, lines=batch)
 
     def _post(self, url: str, body: bytes, headers: dict[str, str], lines: Sequence[str]) -> bytes:
         request = urllib.request.Request(url, data=body, headers=headers | self._auth, method="POST")

@@ -123,7 +123,9 @@ def test_invalid_names_and_node_ids(tmp_path: Path) -> None:
 
 def test_address_below_base(tmp_path: Path) -> None:
     text = GOOD.replace("unit = 3", "unit = 3\naddress_base = 1").replace("address = 3203", "address = 0")
-    assert "below address_base 1" in error_of(write(tmp_path, text))
+    assert "modbus[0]: point 'kiln_kwh': address 0 is below address_base 1" in error_of(write(tmp_path, text))
+    text = GOOD.replace("address = 3203", "address = 65533")  # an int64 needs 65533..65536
+    assert "point 'kiln_kwh': int64 at 65533 runs past register 65535" in error_of(write(tmp_path, text))
 
 
 def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:

@@ -120,12 +120,11 @@ def test_ensure_database_is_idempotent(influx1):
     assert databases.count(DB) == 1
 
 
-def test_missing_database_is_retryable(influx1):
-    writer = InfluxV1Writer(InfluxConfig(api="v1", url=influx1.url, database="never_created"))
-    with pytest.raises(SinkError) as caught:
-        writer.write(readings_lines("s", "a", ["c"], [T0], [1.0], [0]))
-    assert caught.value.retryable is True
-    assert "database not found" in caught.value.detail
+def test_missing_database_is_created_on_first_write(influx1):
+    # e.g. the server was down when the collector started, so ensure_database() never ran
+    writer = InfluxV1Writer(InfluxConfig(api="v1", url=influx1.url, database="created_late"))
+    writer.write(readings_lines("s", "a", ["c"], [T0], [1.0], [0]))
+    assert influx_rows(influx1.url, "created_late", "SELECT value FROM reading") == [{"time": T0, "value": 1.0}]
 
 
 def test_unreachable_server_is_retryable():
