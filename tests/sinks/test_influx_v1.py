@@ -124,7 +124,9 @@ def test_missing_database_is_created_on_first_write(influx1):
     # e.g. the server was down when the collector started, so ensure_database() never ran
     writer = InfluxV1Writer(InfluxConfig(api="v1", url=influx1.url, database="created_late"))
     writer.write(readings_lines("s", "a", ["c"], [T0], [1.0], [0]))
-    assert influx_rows(influx1.url, "created_late", "SELECT value FROM reading") == [{"time": T0, "value": 1.0}]
+    assert influx_rows(influx1.url, "created_late", "SELECT value FROM reading") == [
+        {"time": T0, "value": 1.0}
+    ]
 
 
 def test_unreachable_server_is_retryable():
@@ -162,3 +164,16 @@ def test_basic_auth(restartable_influx1):
         assert json.loads(response.read())["results"][0]["series"][0]["values"] == [
             ["2023-11-14T22:13:20Z", 4.5]
         ]
+
+    # a writer that may not create databases keeps getting "database not found", retryably
+    influxql(server.url, DB, "CREATE USER logger WITH PASSWORD 'w'", auth=("kiln", "p@ss w:rd"))
+    influxql(server.url, DB, 'CREATE DATABASE "gone"', auth=("kiln", "p@ss w:rd"))
+    influxql(server.url, DB, 'GRANT WRITE ON "gone" TO logger', auth=("kiln", "p@ss w:rd"))
+    influxql(server.url, DB, 'DROP DATABASE "gone"', auth=("kiln", "p@ss w:rd"))
+    limited = InfluxV1Writer(
+        InfluxConfig(api="v1", url=server.url, database="gone", username="logger", password="w")
+    )
+    with pytest.raises(SinkError) as caught:
+        limited.write(readings_lines("s", "a", ["c"], [T0], [9.0], [0]))
+    assert caught.value.retryable is True
+    assert "database not found" in caught.value.detail
