@@ -95,7 +95,9 @@ def _extend(
     return inc.rollovers, inc.resets, inc.rejected
 
 
-def _recompute(db: sqlite3.Connection, site: Site, name: str, from_ms: int, step_s: float) -> tuple[int, int, int]:
+def _recompute(
+    db: sqlite3.Connection, site: Site, name: str, from_ms: int, step_s: float
+) -> tuple[int, int, int]:
     """A late reading: rebuild the channel's increments from the raw readings, from its bucket onward."""
     ch = site.channels[name]
     step_ms = int(step_s * 1000)

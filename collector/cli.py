@@ -103,7 +103,9 @@ def kpi_compute(
 
 def demo(
     duration: Annotated[float, typer.Option(help="Seconds to run; 0 = until Ctrl-C.")] = 60.0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write KPIs next to the truth as JSON.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write KPIs next to the truth as JSON.")
+    ] = None,
     workdir: Annotated[Path | None, typer.Option(help="Keep ledger, outbox and truth here.")] = None,
 ) -> None:
     """Run the demo plant end to end on one machine: simulator, agent, embedded broker, collector."""

@@ -57,6 +57,7 @@ def load_config(path: Path) -> CollectorConfig:
     )
     if not section.site_model.exists():
         raise ConfigError(
-            f"{path}: key 'collector.site_model': {section.site_model} does not exist — point it at the site model"
+            f"{path}: key 'collector.site_model': {section.site_model} does not exist"
+            " — point it at the site model"
         )
     return cfg.model_copy(update={"collector": section})

@@ -52,7 +52,9 @@ class Ingest:
         try:
             site, agent, kind = wire.parse_topic(topic)
             if site != self.site.site.id:
-                raise wire.WireError("site", f"topic site {site!r} is not this collector's {self.site.site.id!r}")
+                raise wire.WireError(
+                    "site", f"topic site {site!r} is not this collector's {self.site.site.id!r}"
+                )
             if agent not in self.site.agents:
                 raise wire.WireError("unknown_agent", f"agent {agent!r} is not in the site model")
             if kind == "data":
@@ -70,11 +72,15 @@ class Ingest:
     def _data(self, site: str, agent: str, payload: bytes) -> None:
         batch = wire.decode_batch(payload, self.max_payload_bytes)
         if batch.site != site or batch.agent != agent:
-            raise wire.WireError("spoofed", f"payload says {batch.site}/{batch.agent}, topic says {site}/{agent}")
+            raise wire.WireError(
+                "spoofed", f"payload says {batch.site}/{batch.agent}, topic says {site}/{agent}"
+            )
         limit = int(time.time() * 1000) + self.max_future_ms
         future = [t for t in batch.t_ms if t > limit]
         if future:
-            raise wire.WireError("future_timestamp", f"{len(future)} reading(s) later than now + max_future_s")
+            raise wire.WireError(
+                "future_timestamp", f"{len(future)} reading(s) later than now + max_future_s"
+            )
         if self.on_accepted is not None:
             # Before the ledger commit: a crash in between redelivers the batch, which the ledger then
             # skips as a duplicate, so the raw readings must already be queued for the sinks (writes are
@@ -104,7 +110,7 @@ class Ingest:
 
 
 class MqttIngest:
-    """The MQTT side: subscribe to data, birth and status of the site, hand each message to :class:`Ingest`."""
+    """The MQTT side: subscribe to the site's data, births and status; hand each message to Ingest."""
 
     def __init__(self, cfg: CollectorConfig, ingest: Ingest) -> None:
         self.cfg = cfg.mqtt
@@ -113,7 +119,7 @@ class MqttIngest:
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.cfg.client_id,
-            clean_session=False,  # a persistent session: the broker keeps our QoS 1 messages while we are away
+            clean_session=False,  # persistent: the broker keeps our QoS 1 messages while we are away
             manual_ack=True,
         )
         if self.cfg.username:
@@ -139,7 +145,8 @@ class MqttIngest:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         self.connected.clear()
-        log.warning("mqtt.disconnected", reason=str(reason))
+        failed = getattr(reason, "is_failure", False)
+        (log.warning if failed else log.info)("mqtt.disconnected", reason=str(reason))
 
     def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:

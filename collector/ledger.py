@@ -115,7 +115,14 @@ class Ledger:
     def set_channel_state(db: sqlite3.Connection, channel: str, state: ChannelState) -> None:
         db.execute(
             "INSERT OR REPLACE INTO channel_state VALUES (?, ?, ?, ?, ?, ?)",
-            (channel, state.last_t_ms, state.last_value, state.last_quality, state.good_t_ms, state.good_value),
+            (
+                channel,
+                state.last_t_ms,
+                state.last_value,
+                state.last_quality,
+                state.good_t_ms,
+                state.good_value,
+            ),
         )
 
     @staticmethod
@@ -127,7 +134,9 @@ class Ledger:
         )
 
     @staticmethod
-    def readings_since(db: sqlite3.Connection, channel: str, t_ms: int) -> list[tuple[int, float | None, int]]:
+    def readings_since(
+        db: sqlite3.Connection, channel: str, t_ms: int
+    ) -> list[tuple[int, float | None, int]]:
         """Raw readings of a channel from the last one before ``t_ms`` on: the input to a recomputation."""
         first = db.execute(
             "SELECT MAX(t_ms) FROM readings WHERE channel = ? AND t_ms < ?", (channel, t_ms)
@@ -141,6 +150,15 @@ class Ledger:
     @staticmethod
     def drop_increments(db: sqlite3.Connection, channel: str, from_bucket_ms: int) -> None:
         db.execute("DELETE FROM increments WHERE channel = ? AND bucket_ms >= ?", (channel, from_bucket_ms))
+
+    def good_windows(self) -> dict[str, tuple[int, int]]:
+        """First and last good reading time per channel: the window each channel's quantity covers."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT channel, MIN(t_ms), MAX(t_ms) FROM readings WHERE quality = 0 AND value IS NOT NULL"
+                " GROUP BY channel"
+            ).fetchall()
+        return {ch: (lo, hi) for ch, lo, hi in rows}
 
     def increments(self, start_ms: int, end_ms: int) -> list[tuple[str, int, float, float]]:
         with self._lock:
@@ -160,7 +178,9 @@ class Ledger:
 
     def kpis(self, period: str | None = None) -> list[dict]:
         with self._lock:
-            sql = "SELECT doc FROM kpis" + (" WHERE period = ?" if period else "") + " ORDER BY start_ms, line"
+            sql = (
+                "SELECT doc FROM kpis" + (" WHERE period = ?" if period else "") + " ORDER BY start_ms, line"
+            )
             rows = self._db.execute(sql, (period,) if period else ()).fetchall()
         return [json.loads(r[0]) for r in rows]
 
@@ -179,7 +199,8 @@ class Ledger:
     def dead_letter(self, topic: str, reason: str, detail: str, payload: bytes) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO dead_letters (received_ms, topic, reason, detail, payload) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO dead_letters (received_ms, topic, reason, detail, payload)"
+                " VALUES (?, ?, ?, ?, ?)",
                 (_now_ms(), topic, reason, detail[:2000], payload),
             )
 

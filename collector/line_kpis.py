@@ -46,7 +46,7 @@ class BaseTable:
         qty = np.zeros((len(channels), len(edges) - 1))
         cov = np.zeros_like(qty)
         for channel, bucket_ms, q, c in rows:
-            k = int(round((bucket_ms / 1000.0 - start_s) / step_s))
+            k = round((bucket_ms / 1000.0 - start_s) / step_s)
             if 0 <= k < qty.shape[1]:
                 qty[index[channel], k] += q
                 cov[index[channel], k] += c
@@ -136,7 +136,11 @@ def _is(role: str, carrier: str, boundary: str):
 
 
 def _fuel_uses(
-    site: Site, table: BaseTable, rows: dict[str, int], members: dict[str, Channel], period_edges_s: np.ndarray
+    site: Site,
+    table: BaseTable,
+    rows: dict[str, int],
+    members: dict[str, Channel],
+    period_edges_s: np.ndarray,
 ) -> list[list[FuelUse]]:
     """Per fuel channel, one FuelUse per period with the mass-weighted NCV of the coal actually fired."""
     out = []
@@ -149,7 +153,8 @@ def _fuel_uses(
         if np.any(fired & np.isnan(ncv)):
             when = _iso(float(table.edges_s[:-1][fired & np.isnan(ncv)][0]))
             raise MissingLabValue(
-                f"{name}: fuel fired at {when} but no [[lab]] ncv_mj_per_kg for carrier {ch.carrier!r} covers it"
+                f"{name}: fuel fired at {when} but no [[lab]] ncv_mj_per_kg for carrier"
+                f" {ch.carrier!r} covers it"
                 " — add a lab entry with valid_from at or before that time"
             )
         energy_mj = np.where(fired, mass * 1000.0 * np.nan_to_num(ncv), 0.0)
@@ -174,4 +179,3 @@ def _fuel_uses(
 
 def _iso(t_s: float) -> str:
     return datetime.fromtimestamp(t_s, UTC).isoformat().replace("+00:00", "Z")
-

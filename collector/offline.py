@@ -28,7 +28,7 @@ def base_table(site: Site, named: dict[str, ChannelSeries], lo: float, hi: float
     for i, name in enumerate(channels):
         s = named[name]
         inc = channel_increments(site.channels[name], s.t_s, s.values, s.good, step)
-        k = int(round((inc.start_s - lo) / step))
+        k = round((inc.start_s - lo) / step)
         qty[i, k : k + len(inc.qty)] = inc.qty
         cov[i, k : k + len(inc.cov)] = inc.cov
     return BaseTable(channels, edges, qty, cov)
@@ -41,6 +41,8 @@ def compute(site: Site, readings: Path, period: str) -> list[dict]:
         raise ValueError(f"{readings}: no readings of any channel named in the site model")
     first = min(s.t_s[0] for s in named.values())
     last = max(s.t_s[-1] for s in named.values())
-    edges = period_edges(first, last, period, tz=site.site.timezone, shift_starts=tuple(site.site.shift_starts))
+    edges = period_edges(
+        first, last, period, tz=site.site.timezone, shift_starts=tuple(site.site.shift_starts)
+    )
     table = base_table(site, named, float(edges[0]), float(edges[-1]))
     return period_kpis(site, table, period, edges)

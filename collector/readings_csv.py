@@ -42,11 +42,9 @@ def read_readings(path: Path) -> dict[str, ChannelSeries]:
     t: dict[str, list[float]] = defaultdict(list)
     v: dict[str, list[float]] = defaultdict(list)
     q: dict[str, list[int]] = defaultdict(list)
-    try:
-        fh = Path(path).open(newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise ReadingsError(f"{path}: file not found") from None
-    with fh:
+    if not Path(path).is_file():
+        raise ReadingsError(f"{path}: file not found")
+    with Path(path).open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header[:4]) != REQUIRED:

@@ -7,6 +7,7 @@ are recomputed from the ledger, a restarted or second collector produces the sam
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -59,9 +60,13 @@ class Collector:
             for lo_ms, hi_ms in result.touched.values():
                 for period in self.cfg.collector.periods:
                     edges = period_edges(
-                        lo_ms / 1000.0, hi_ms / 1000.0 + 0.001, period, info.timezone, tuple(info.shift_starts)
+                        lo_ms / 1000.0,
+                        hi_ms / 1000.0 + 0.001,
+                        period,
+                        info.timezone,
+                        tuple(info.shift_starts),
                     )
-                    for start, end in zip(edges[:-1], edges[1:], strict=True):
+                    for start, end in itertools.pairwise(edges):
                         self._dirty[(period, float(start))] = float(end)
 
     # -- KPIs ----------------------------------------------------------------------------------------------

@@ -60,7 +60,9 @@ class SinkPipeline:
         self.dispatcher.wake()
 
     def put_kpi(self, doc: dict) -> None:
-        self.queue.append([kpi_lines(doc["site"], doc["line"], doc["period"], doc["start_ms"], kpi_fields(doc))])
+        self.queue.append(
+            [kpi_lines(doc["site"], doc["line"], doc["period"], doc["start_ms"], kpi_fields(doc))]
+        )
         self.dispatcher.wake()
 
     def flush(self, timeout: float) -> bool:

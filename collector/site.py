@@ -115,6 +115,7 @@ class Channel(_Strict):
     @classmethod
     def _known_fuel(cls, key: str | None) -> str | None:
         return key if key is None else _known(key, DEFAULT_FUELS)
+
     #: Counter modulus in the channel's unit (e.g. 4294967.296 t for a uint32 kg totaliser).
     rollover: float = Field(0.0, ge=0)
     #: Largest plausible rate in the channel's unit per hour; larger deltas are rejected. 0 = no limit.
@@ -126,7 +127,9 @@ class Channel(_Strict):
     def _unit_fits_kind(self) -> Channel:
         factors = UNIT_FACTORS.get(self.kind)
         if factors is not None and self.unit not in factors:
-            raise ValueError(f"unit {self.unit!r} does not fit kind {self.kind!r}; use one of {sorted(factors)}")
+            raise ValueError(
+                f"unit {self.unit!r} does not fit kind {self.kind!r}; use one of {sorted(factors)}"
+            )
         if self.role != "info" and self.kind == ChannelKind.ANALOG:
             raise ValueError("an analog channel cannot be counted; set role = 'info'")
         return self

@@ -5,8 +5,8 @@ One ``Point`` object per reading caps a client at ~39k points/s; formatting line
 
 Rules kept here so every sink writes the same bytes:
 
-* measurement: ``,`` and space escaped; tag keys, tag values and field keys: ``,`` ``=`` and space escaped;
-  string field values: ``"`` and ``\\`` escaped. Names may not be empty, hold a newline or end in a
+* measurements are fixed (``reading``, ``kpi``); tag keys, tag values and field keys have ``,`` ``=`` and
+  space escaped; string field values ``"`` and ``\\``. Names may not be empty, hold a newline or end in a
   backslash (InfluxDB cannot read such a name back), so they raise ``ValueError``.
 * a Python ``int`` is written as an integer field (``i`` suffix), a ``float`` always as a float, via
   ``repr`` of a Python float. numpy scalars are converted first: under ``repr`` they print as
@@ -26,7 +26,6 @@ from typing import Any
 READING_MEASUREMENT = "reading"
 KPI_MEASUREMENT = "kpi"
 
-_MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ "})
 _NAME_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
 _STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
@@ -39,11 +38,6 @@ def _checked(text: str, what: str) -> str:
     if text.endswith("\\"):
         raise ValueError(f"{what} {text!r} ends in a backslash, which would escape the separator after it")
     return text
-
-
-def escape_measurement(name: str) -> str:
-    """A measurement name as it appears at the start of a line."""
-    return _checked(name, "measurement").translate(_MEASUREMENT_ESCAPES)
 
 
 def escape_name(text: str, what: str = "tag or field name") -> str:

@@ -37,7 +37,9 @@ def good_batch(seq: int, t_ms: int, kwh: float) -> bytes:
 @pytest.fixture
 def collector(broker, tmp_path: Path):
     cfg = CollectorConfig(
-        collector=CollectorSection(site_model=SITE, ledger=tmp_path / "ledger.sqlite", max_payload_bytes=10_000),
+        collector=CollectorSection(
+            site_model=SITE, ledger=tmp_path / "ledger.sqlite", max_payload_bytes=10_000
+        ),
         mqtt=MqttSection(port=broker.port, client_id="collector-under-test"),
     )
     c = Collector(cfg, load_site(SITE))
@@ -68,7 +70,7 @@ def test_malformed_messages_are_dead_lettered_and_ingest_continues(broker, colle
         "too_large": (topic, b" " * 20_000),
     }  # fmt: skip
     # The collector subscribes to its own site only; the other site's message must not even arrive.
-    for reason, (t, payload) in bad.items():
+    for t, payload in bad.values():
         pub.publish(t, payload, qos=1).wait_for_publish(5)
     # Valid batches after the bad ones: 1000 kWh then 1010 kWh ten seconds later, and a duplicate.
     pub.publish(topic, good_batch(10, now - 10_000, 1000.0), qos=1).wait_for_publish(5)
@@ -121,7 +123,9 @@ def test_a_restarted_collector_skips_what_it_already_applied(broker, tmp_path: P
     stop = threading.Event()
     second.start()
     try:
-        wait_until(lambda: second.ingest.counters["batches"] == 1 and second.ingest.counters["duplicates"] == 1)
+        wait_until(
+            lambda: second.ingest.counters["batches"] == 1 and second.ingest.counters["duplicates"] == 1
+        )
         rows = second.ledger.increments(0, 2**62)
         # 500 → 505 → 512 kWh: 12 kWh, the replayed batch not counted twice.
         assert sum(q for ch, _, q, _ in rows if ch == "kiln-gw/raw_mill_kwh") == pytest.approx(12.0)

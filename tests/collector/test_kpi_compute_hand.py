@@ -1,4 +1,4 @@
-"""`kilnwatch kpi compute` on a readings file small enough to check every KPI by hand (GB 16780-2021 formulas)."""
+"""`kilnwatch kpi compute` on readings small enough to check every KPI by hand (GB 16780-2021)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,17 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def run_compute(site: Path, readings: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "agent.cli", "kpi", "compute", "--site", str(site), "--readings", str(readings)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "kpi",
+        "compute",
+        "--site",
+        str(site),
+        "--readings",
+        str(readings),
+    ]
     return subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=120)
 
 
@@ -136,7 +146,9 @@ def test_every_clinker_kpi_matches_the_hand_computation(files: tuple[Path, Path]
     assert doc["co2_fuel_t"] == pytest.approx(co2_fuel, rel=1e-9)
     assert doc["co2_process_t"] == pytest.approx(co2_process, rel=1e-12)
     assert doc["co2_electricity_t"] == pytest.approx(co2_elec, rel=1e-9)
-    assert doc["co2_total_t_per_t"] == pytest.approx((co2_fuel + co2_process + co2_elec) / clinker_t, rel=1e-9)
+    assert doc["co2_total_t_per_t"] == pytest.approx(
+        (co2_fuel + co2_process + co2_elec) / clinker_t, rel=1e-9
+    )
 
     # Cement preparation: trapezoid of 2000 → 4000 kW over 1 h = 3000 kWh, over 120 t cement = 25 kWh/t.
     assert doc["cement_prep_kwh_per_t"] == pytest.approx((2000 + 4000) / 2 * 1.0 / 120, rel=1e-9)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import urllib.request
-
 import pytest
 
 from collector.sinks import InfluxConfig, InfluxV1Writer, SinkError
@@ -145,35 +141,32 @@ def test_basic_auth(restartable_influx1):
     conf = server.workdir / "influxdb.conf"
     conf.write_text(conf.read_text().replace("[http]\n", "[http]\n  auth-enabled = true\n"))
     server.start()
+    admin = ("kiln", "p@ss w:rd")
     # with auth on and no users, InfluxDB 1.x lets anyone create the first admin
-    influxql(server.url, DB, "CREATE USER kiln WITH PASSWORD 'p@ss w:rd' WITH ALL PRIVILEGES")
+    influxql(server.url, DB, f"CREATE USER {admin[0]} WITH PASSWORD '{admin[1]}' WITH ALL PRIVILEGES")
 
-    writer = writer_for(server, username="kiln", password="p@ss w:rd")
+    writer = writer_for(server, username=admin[0], password=admin[1])
     writer.write(readings_lines("s", "a", ["c"], [T0], [4.5], [0]))
+    assert influx_rows(server.url, DB, "SELECT value FROM reading", auth=admin) == [
+        {"time": T0, "value": 4.5}
+    ]
+
+    wrong = InfluxConfig(api="v1", url=server.url, database=DB, username=admin[0], password="wrong")
     with pytest.raises(SinkError) as caught:
-        InfluxV1Writer(
-            InfluxConfig(api="v1", url=server.url, database=DB, username="kiln", password="wrong")
-        ).write(readings_lines("s", "a", ["c"], [T0], [9.0], [0]))
+        InfluxV1Writer(wrong).write(readings_lines("s", "a", ["c"], [T0], [9.0], [0]))
     assert caught.value.retryable is True  # fix the password and the queued lines go through
     assert "HTTP 401" in caught.value.detail
 
-    params = urllib.parse.urlencode(
-        {"db": DB, "q": "SELECT value FROM reading", "u": "kiln", "p": "p@ss w:rd"}
-    )
-    with urllib.request.urlopen(f"{server.url}/query?{params}") as response:
-        assert json.loads(response.read())["results"][0]["series"][0]["values"] == [
-            ["2023-11-14T22:13:20Z", 4.5]
-        ]
-
-    # a writer that may not create databases keeps getting "database not found", retryably
-    influxql(server.url, DB, "CREATE USER logger WITH PASSWORD 'w'", auth=("kiln", "p@ss w:rd"))
-    influxql(server.url, DB, 'CREATE DATABASE "gone"', auth=("kiln", "p@ss w:rd"))
-    influxql(server.url, DB, 'GRANT WRITE ON "gone" TO logger', auth=("kiln", "p@ss w:rd"))
-    influxql(server.url, DB, 'DROP DATABASE "gone"', auth=("kiln", "p@ss w:rd"))
-    limited = InfluxV1Writer(
-        InfluxConfig(api="v1", url=server.url, database="gone", username="logger", password="w")
-    )
+    # a user that may write but not create databases keeps getting "database not found", retryably
+    for statement in (
+        "CREATE USER logger WITH PASSWORD 'w'",
+        'CREATE DATABASE "gone"',
+        'GRANT WRITE ON "gone" TO logger',
+        'DROP DATABASE "gone"',
+    ):
+        influxql(server.url, DB, statement, auth=admin)
+    limited = InfluxConfig(api="v1", url=server.url, database="gone", username="logger", password="w")
     with pytest.raises(SinkError) as caught:
-        limited.write(readings_lines("s", "a", ["c"], [T0], [9.0], [0]))
+        InfluxV1Writer(limited).write(readings_lines("s", "a", ["c"], [T0], [9.0], [0]))
     assert caught.value.retryable is True
     assert "database not found" in caught.value.detail
