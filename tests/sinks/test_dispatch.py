@@ -9,7 +9,7 @@ from collector.sinks import InfluxConfig, InfluxV1Writer
 from collector.sinks.dispatch import SinkDispatcher
 from collector.sinks.line_protocol import readings_lines
 from collector.sinks.sink_queue import SqliteSinkQueue
-from tests.sinks.influx_read import influx_rows, influxql
+from tests.influx_read import influx_rows, influxql
 
 DB = "kilnwatch"
 T0 = 1_700_000_000_000

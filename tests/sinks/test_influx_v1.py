@@ -6,8 +6,8 @@ import pytest
 
 from collector.sinks import InfluxConfig, InfluxV1Writer, SinkError
 from collector.sinks.line_protocol import kpi_lines, readings_lines
+from tests.influx_read import influx_rows, influxql
 from tests.servers import HttpServer, free_port
-from tests.sinks.influx_read import influx_rows, influxql
 
 DB = "kilnwatch"
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z

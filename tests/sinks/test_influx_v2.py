@@ -10,8 +10,8 @@ import pytest
 
 from collector.sinks import InfluxConfig, InfluxV2Writer, SinkError
 from collector.sinks.line_protocol import kpi_lines, readings_lines
+from tests.influx_read import vm_flushed_export
 from tests.servers import HttpServer, free_port
-from tests.sinks.influx_read import vm_flushed_export
 
 T0 = 1_700_000_000_000
 

@@ -1,4 +1,4 @@
-"""Write throughput of the sinks to real servers: ``python -m tests.sinks.throughput [readings]``.
+"""Write throughput of the sinks to real servers: ``python -m benchmarks.sink_throughput [readings]``.
 
 Not a test (no timed assertions): it prints points/s for building lines, for each writer against its
 server (InfluxDB 1.6.7 via /write, VictoriaMetrics via /api/v2/write) with and without gzip, and for the
@@ -22,7 +22,7 @@ from collector.sinks.dispatch import SinkDispatcher
 from collector.sinks.line_protocol import readings_lines
 from collector.sinks.sink_queue import SqliteSinkQueue
 from tests import servers
-from tests.sinks.influx_read import influxql, vm_flushed_export
+from tests.influx_read import influxql, vm_flushed_export
 
 T0 = 1_700_000_000_000
 BATCH = 5000
