@@ -213,6 +213,7 @@ def run_demo(duration: float = 60.0, workdir: Path | None = None, console: Conso
         wait_for_port(opcua, sim)
         collector = Collector(cfg, site)
         collector.start()
+        collector.mqtt.ready.wait(10)
         start = time.monotonic()
         with process([*exe, "agent", "run", str(DEMO_DIR / "agent.toml")], work / "agent.log", env):
             try:

@@ -115,7 +115,9 @@ class MqttIngest:
     def __init__(self, cfg: CollectorConfig, ingest: Ingest) -> None:
         self.cfg = cfg.mqtt
         self.ingest = ingest
-        self.connected = threading.Event()
+        #: Set once the broker has acknowledged our subscriptions: from then on nothing published is missed.
+        self.ready = threading.Event()
+        self._sub_mid: int | None = None
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.cfg.client_id,
@@ -128,6 +130,7 @@ class MqttIngest:
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
     def _filters(self) -> list[str]:
@@ -139,12 +142,18 @@ class MqttIngest:
         if getattr(reason, "is_failure", False):
             log.error("mqtt.connect_failed", reason=str(reason))
             return
-        client.subscribe([(f, 1) for f in self._filters()])
-        self.connected.set()
+        _, self._sub_mid = client.subscribe([(f, 1) for f in self._filters()])
         log.info("mqtt.connected", host=self.cfg.host, port=self.cfg.port, filters=self._filters())
 
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, reasons: list, _p: object) -> None:
+        if mid == self._sub_mid:
+            if any(getattr(r, "is_failure", False) for r in reasons):
+                log.error("mqtt.subscribe_refused", reasons=[str(r) for r in reasons])
+                return
+            self.ready.set()
+
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        self.connected.clear()
+        self.ready.clear()
         failed = getattr(reason, "is_failure", False)
         (log.warning if failed else log.info)("mqtt.disconnected", reason=str(reason))
 

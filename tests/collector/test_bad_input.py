@@ -44,7 +44,7 @@ def collector(broker, tmp_path: Path):
     )
     c = Collector(cfg, load_site(SITE))
     c.start()
-    assert c.mqtt.connected.wait(10)
+    assert c.mqtt.ready.wait(10)
     yield c
     c.close()
 
@@ -108,7 +108,7 @@ def test_a_restarted_collector_skips_what_it_already_applied(broker, tmp_path: P
 
     first = Collector(cfg, site)
     first.start()
-    assert first.mqtt.connected.wait(10)
+    assert first.mqtt.ready.wait(10)
     pub.publish(topic, good_batch(1, now - 20_000, 500.0), qos=1).wait_for_publish(5)
     pub.publish(topic, good_batch(2, now - 10_000, 505.0), qos=1).wait_for_publish(5)
     wait_until(lambda: first.ingest.counters["batches"] == 2)

@@ -42,10 +42,13 @@ class Observer:
 
     def __post_init__(self) -> None:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="observer", clean_session=False)
+        subscribed = threading.Event()
         self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.connect("127.0.0.1", self.port)
         self.client.subscribe(wire.subscription("data"), qos=1)
         self.client.loop_start()
+        assert subscribed.wait(10), "the observer's subscription was not acknowledged"
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         batch = wire.decode_batch(msg.payload)

@@ -33,7 +33,7 @@ def run_chain(tmp_path: Path, broker_port: int, influx: InfluxConfig):
     )
     collector = Collector(cfg, load_site(SITE))
     collector.start()
-    assert collector.mqtt.connected.wait(10)
+    assert collector.mqtt.ready.wait(10)
     with live_plant(tmp_path, broker_port) as (truth_path, observer, agent):
         wait_until(lambda: observer.batches, 60, "the agent's first batch")
         time.sleep(RUN_SECONDS)
