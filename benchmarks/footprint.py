@@ -57,13 +57,15 @@ def main(seconds: float = 60.0) -> None:
         )
         servers.wait_for_port(opcua, timeout=30, proc=sim)
         collector = subprocess.Popen([*KILNWATCH, "collector", "run", str(work / "collector.toml")], **quiet)
-        agent = subprocess.Popen([*KILNWATCH, "agent", "run", f"{REPO}/deploy/demo/agent.toml"], env=env, **quiet)
+        agent_cmd = [*KILNWATCH, "agent", "run", f"{REPO}/deploy/demo/agent.toml"]
+        agent = subprocess.Popen(agent_cmd, env=env, **quiet)
         start = time.monotonic()
         time.sleep(seconds)
         wall = time.monotonic() - start
         for name, proc in (("agent", agent), ("collector", collector)):
             rss, cpu = proc_stats(proc.pid)
-            print(f"{name:9s} peak RSS {rss:6.1f} MB  CPU {100 * cpu / wall:5.1f} % of one core over {wall:.0f} s")
+            share = 100 * cpu / wall
+            print(f"{name:9s} peak RSS {rss:6.1f} MB  CPU {share:5.1f} % of one core over {wall:.0f} s")
         for proc in (agent, collector, sim):
             servers.stop(proc)
 

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 import typer
 
@@ -20,25 +20,31 @@ collector_app = typer.Typer(help="Central collector: MQTT → ledger → KPIs �
 kpi_app = typer.Typer(help="Offline KPI computation from readings files.", no_args_is_help=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(2)
+
+
+def _load(config: Path):
+    """Collector config and its site model, or exit 2 with the message naming file, key and fix."""
+    from collector.config import load_config
+    from collector.config_errors import ConfigError
+    from collector.site import load_site
+
+    try:
+        cfg = load_config(config)
+        return cfg, load_site(cfg.collector.site_model)
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 @collector_app.command("run")
 def collector_run(config: Annotated[Path, typer.Argument(help="Collector TOML config.")]) -> None:
     """Run the collector until SIGINT/SIGTERM."""
     from agent import logs
-    from collector.config import load_config
-    from collector.config_errors import ConfigError
     from collector.service import Collector
-    from collector.site import load_site
 
-    try:
-        cfg = load_config(config)
-        site = load_site(cfg.collector.site_model)
-    except ConfigError as exc:
-        _fail(str(exc))
+    cfg, site = _load(config)
     logs.configure(cfg.collector.log_level)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -49,15 +55,7 @@ def collector_run(config: Annotated[Path, typer.Argument(help="Collector TOML co
 @collector_app.command("check")
 def collector_check(config: Annotated[Path, typer.Argument(help="Collector TOML config.")]) -> None:
     """Validate the collector config and its site model; name the key and the fix on error."""
-    from collector.config import load_config
-    from collector.config_errors import ConfigError
-    from collector.site import load_site
-
-    try:
-        cfg = load_config(config)
-        site = load_site(cfg.collector.site_model)
-    except ConfigError as exc:
-        _fail(str(exc))
+    cfg, site = _load(config)
     typer.echo(
         f"ok: site {site.site.id}, {len(site.lines)} line(s), {len(site.channels)} channel(s), "
         f"agents {sorted(site.agents)}, sink {cfg.influx.api if cfg.influx else 'none (ledger only)'}"

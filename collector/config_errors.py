@@ -68,8 +68,10 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
         return f"key '{key}': unknown key '{name}' — {hint}"
     if kind == "missing":
         return f"key '{key}': missing required key — add it"
+    msg = str(err["msg"]).removeprefix("Value error, ")
     got = err.get("input")
-    return f"key '{key}': {err['msg']} (got {got!r}) — fix the value"
+    shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+    return f"key '{key}': {msg}{shown} — fix the value"
 
 
 def load_toml_model(path: Path, model: type[M], context: dict[str, Any] | None = None) -> M:

@@ -127,9 +127,8 @@ class Channel(_Strict):
     def _unit_fits_kind(self) -> Channel:
         factors = UNIT_FACTORS.get(self.kind)
         if factors is not None and self.unit not in factors:
-            raise ValueError(
-                f"unit {self.unit!r} does not fit kind {self.kind!r}; use one of {sorted(factors)}"
-            )
+            allowed = ", ".join(sorted(factors))
+            raise ValueError(f"unit {self.unit!r} does not fit kind {self.kind!r}; use one of {allowed}")
         if self.role != "info" and self.kind == ChannelKind.ANALOG:
             raise ValueError("an analog channel cannot be counted; set role = 'info'")
         return self
