@@ -191,11 +191,6 @@ class Ledger:
                 "INSERT OR REPLACE INTO births VALUES (?, ?, ?, ?)", (agent, site, _now_ms(), json.dumps(doc))
             )
 
-    def births(self) -> dict[str, dict]:
-        with self._lock:
-            rows = self._db.execute("SELECT agent, doc FROM births").fetchall()
-        return {agent: json.loads(doc) for agent, doc in rows}
-
     def dead_letter(self, topic: str, reason: str, detail: str, payload: bytes) -> None:
         with self._lock:
             self._db.execute(
@@ -209,12 +204,6 @@ class Ledger:
             return self._db.execute(
                 "SELECT topic, reason, detail, payload FROM dead_letters ORDER BY id"
             ).fetchall()
-
-    def count(self, table: str) -> int:
-        if table not in ("batches", "readings", "increments", "kpis", "dead_letters"):
-            raise ValueError(table)
-        with self._lock:
-            return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
 def _now_ms() -> int:
