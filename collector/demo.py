@@ -239,6 +239,7 @@ def run_demo(duration: float = 60.0, workdir: Path | None = None, console: Conso
 
 
 def _print_result(console: Console, result: dict) -> None:
+    console.print()
     table = Table(title=f"KPIs over the run ({result['window']['seconds']:.0f} s) vs the simulator's truth")
     for col in ("indicator", "measured", "truth", "error"):
         table.add_column(col, justify="right" if col != "indicator" else "left")
