@@ -25,9 +25,13 @@ FLOAT_FIELDS = (
     "clinker_t", "electricity_kwh", "whr_kwh", "net_purchased_kwh", "fuel_kgce", "coverage",
     "coal_kgce_per_t", "electricity_kwh_per_t", "comprehensive_kgce_per_t", "co2_process_t", "co2_fuel_t",
     "co2_electricity_t", "co2_total_t", "co2_process_t_per_t", "co2_fuel_t_per_t", "co2_electricity_t_per_t",
-    "co2_total_t_per_t", "cement_prep_kwh_per_t",
+    "co2_total_t_per_t", "co2_biogenic_memo_t", "alternative_fuel_kgce", "cement_t",
+    "cement_clinker_ratio_pct", "cement_comprehensive_kgce_per_t", "cement_prep_kwh_per_t",
 )  # fmt: skip
-INT_FIELDS = ("coal_grade", "electricity_grade", "comprehensive_grade")
+INT_FIELDS = (
+    "coal_grade", "electricity_grade", "comprehensive_grade",
+    "cement_comprehensive_grade", "cement_prep_grade",
+)  # fmt: skip
 
 
 def kpi_fields(doc: dict) -> dict[str, float | int | str | None]:

@@ -77,6 +77,9 @@ class LineSettings(_Strict):
     #: Key of ``kpi.co2.GRID_FACTORS``: value, vintage and authority travel with every KPI.
     grid_factor: str = "national_aef_2023"
     ndrc_edition: Literal["2021", "2023"] = "2023"
+    alternative_fuel_treatment: Literal["count", "exclude"] = "count"
+    #: Comprehensive energy of purchased clinker (supplier's declaration); unset = the grade-3 limit.
+    purchased_clinker_kgce_per_t: float | None = Field(None, gt=0)
 
     @field_validator("process_factor")
     @classmethod
@@ -110,6 +113,8 @@ class Channel(_Strict):
     boundary: Boundary = "clinker"
     #: For fuels: the key of the default combustion parameters in ``kpi.co2`` (bituminous coal, diesel ...).
     fuel: str | None = None
+    #: For clinker consumed by the cement mills: the plant's own clinker or clinker bought in.
+    origin: Literal["own", "purchased"] = "own"
 
     @field_validator("fuel")
     @classmethod
@@ -139,15 +144,39 @@ class Channel(_Strict):
         return UNIT_FACTORS.get(self.kind, {}).get(self.unit, 1.0)
 
 
-class LabValue(_Strict):
-    """A laboratory value valid over a time range, e.g. the NCV of the coal lot fired that day."""
+#: Lab quantities of a line's clinker or cement (keyed by ``line``); the others belong to a fuel ``carrier``.
+LINE_LAB_QUANTITIES = ("clinker_cao", "clinker_mgo", "clinker_ratio")
+#: Quantities that are fractions (0–1) rather than positive amounts.
+FRACTION_LAB_QUANTITIES = ("biogenic_fraction", "clinker_cao", "clinker_mgo", "clinker_ratio")
 
-    quantity: Literal["ncv_mj_per_kg"] = "ncv_mj_per_kg"
+
+class LabValue(_Strict):
+    """A laboratory value valid over a time range: the NCV of the coal lot fired that day, the clinker CaO of
+    a shift's sample, the clinker ratio of the cement recipe. ``source`` (lab report, lot or sample id) goes
+    into the provenance of every KPI that used the value.
+    """
+
+    quantity: Literal[
+        "ncv_mj_per_kg", "carbon_t_per_gj", "biogenic_fraction", "clinker_cao", "clinker_mgo", "clinker_ratio"
+    ] = "ncv_mj_per_kg"
     carrier: Carrier = "coal"
+    line: str | None = None
     valid_from: datetime
     valid_to: datetime | None = None
-    value: float = Field(gt=0)
+    value: float = Field(ge=0)
     source: str = ""
+
+    @model_validator(mode="after")
+    def _range_and_scope(self) -> LabValue:
+        if self.quantity in FRACTION_LAB_QUANTITIES and not 0.0 <= self.value <= 1.0:
+            raise ValueError(f"{self.quantity} is a fraction: give a value in [0, 1] (e.g. 0.65 for 65 %)")
+        if self.quantity not in FRACTION_LAB_QUANTITIES and not self.value > 0.0:
+            raise ValueError(f"{self.quantity} must be > 0")
+        if self.quantity in LINE_LAB_QUANTITIES and self.line is None:
+            raise ValueError(f"{self.quantity} belongs to a line: add line = '<line id>'")
+        if self.valid_to is not None and self.valid_to <= self.valid_from:
+            raise ValueError("valid_to must be after valid_from")
+        return self
 
     @field_validator("valid_from", "valid_to")
     @classmethod
@@ -170,15 +199,27 @@ class Site(_Strict):
                 raise ValueError(f"channel {name!r} names line {ch.line!r}; define [lines.{ch.line}]")
             if "/" not in name:
                 raise ValueError(f"channel {name!r} must be '<agent>/<point>'")
+        for i, lab in enumerate(self.lab):
+            if lab.line is not None and lab.line not in self.lines:
+                raise ValueError(f"lab entry {i} names line {lab.line!r}; define [lines.{lab.line}]")
         return self
 
     @property
     def agents(self) -> set[str]:
         return {name.split("/", 1)[0] for name in self.channels}
 
-    def lab_values(self, quantity: str, carrier: str) -> list[LabValue]:
+    def lab_values(
+        self, quantity: str, *, carrier: str | None = None, line: str | None = None
+    ) -> list[LabValue]:
+        """Entries of one quantity for a fuel carrier or a line, oldest first (later entries override)."""
         return sorted(
-            (v for v in self.lab if v.quantity == quantity and v.carrier == carrier),
+            (
+                v
+                for v in self.lab
+                if v.quantity == quantity
+                and (carrier is None or v.carrier == carrier)
+                and (line is None or v.line == line)
+            ),
             key=lambda v: v.valid_from,
         )
 

@@ -59,6 +59,7 @@ from kpi.units import (
 )
 
 WhrTreatment = Literal["none", "deduct_from_electricity", "deduct_from_coal"]
+AlternativeFuelTreatment = Literal["count", "exclude"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,9 @@ class FuelUse:
     """One fuel fed to the clinker system (kiln burner, calciner, drying, ignition oil) in one period.
 
     ``ncv_mj_per_kg`` is the as-received net calorific value (numerically GJ/t); ``carbon_t_per_gj`` and
-    ``oxidation`` are the combustion parameters (defaults in ``kpi.co2.DEFAULT_FUELS``).
+    ``oxidation`` are the combustion parameters (defaults in ``kpi.co2.DEFAULT_FUELS``). ``alternative``
+    marks a waste-derived or biomass fuel (RDF, tyres, sludge), whose place in the energy figure is a setting;
+    ``biogenic_fraction`` is the share of its carbon that is biogenic, reported as a memo item, not counted.
     """
 
     name: str
@@ -74,6 +77,8 @@ class FuelUse:
     ncv_mj_per_kg: float
     carbon_t_per_gj: float
     oxidation: float
+    alternative: bool = False
+    biogenic_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -114,9 +119,13 @@ class ClinkerSettings:
     - ``grid_factor``: default national average 2023 (0.5306 tCO2/MWh).
     - ``ndrc_edition``: benchmark/baseline edition, "2021" or "2023".
     - ``altitude_m``/``pressure_pa``: site altitude and ambient pressure for the clause 5.3 correction.
+    - ``alternative_fuel_treatment``: "count" (default, no credit) puts alternative fuels in the coal term at
+      their NCV; "exclude" leaves them out of it (as energy-total controls have done with non-fossil energy
+      since 2022). GB 16780-2021's own rule is UNCONFIRMED (domain.md §1.3 item 2).
     """
 
     whr_treatment: WhrTreatment = "none"
+    alternative_fuel_treatment: AlternativeFuelTreatment = "count"
     electricity_basis: ElectricityBasis = "equivalent"
     supply_coal_rate_gce_per_kwh: float = SUPPLY_COAL_RATE_GCE_PER_KWH_2022
     process_factor: ProcessFactor = CLINKER_PROCESS_FACTORS["china_ets"]
@@ -130,6 +139,11 @@ class ClinkerSettings:
         if self.whr_treatment not in get_args(WhrTreatment):
             raise ValueError(
                 f"unknown whr_treatment {self.whr_treatment!r}; expected {get_args(WhrTreatment)}"
+            )
+        if self.alternative_fuel_treatment not in get_args(AlternativeFuelTreatment):
+            raise ValueError(
+                f"unknown alternative_fuel_treatment {self.alternative_fuel_treatment!r};"
+                f" expected {get_args(AlternativeFuelTreatment)}"
             )
         if self.ndrc_edition not in NDRC_CLINKER_ENERGY:
             raise ValueError(
@@ -150,6 +164,7 @@ class ClinkerIndicators:
     whr_kwh: float
     net_purchased_kwh: float
     fuel_kgce: float
+    alternative_fuel_kgce: float
     fuels: tuple[FuelUse, ...]
     coverage: float
     coal_kgce_per_t: float | None
@@ -163,6 +178,7 @@ class ClinkerIndicators:
     co2_fuel_t: float
     co2_electricity_t: float
     co2_total_t: float
+    co2_biogenic_memo_t: float
     co2_process_t_per_t: float | None
     co2_fuel_t_per_t: float | None
     co2_electricity_t_per_t: float | None
@@ -185,6 +201,7 @@ def _validate(inputs: ClinkerInputs) -> None:
         _require(f"fuel {fuel.name!r} ncv_mj_per_kg", fuel.ncv_mj_per_kg)
         _require(f"fuel {fuel.name!r} carbon_t_per_gj", fuel.carbon_t_per_gj)
         _require(f"fuel {fuel.name!r} oxidation", fuel.oxidation, 0.0, 1.0)
+        _require(f"fuel {fuel.name!r} biogenic_fraction", fuel.biogenic_fraction, 0.0, 1.0)
 
 
 def _table_provenance(table: GradeTable) -> dict[str, object]:
@@ -202,6 +219,9 @@ def clinker_indicators(inputs: ClinkerInputs, settings: ClinkerSettings) -> Clin
     kgce_per_kwh = electricity_kgce_per_kwh(settings.electricity_basis, settings.supply_coal_rate_gce_per_kwh)
     p_cl = inputs.clinker_t
     fuel_kgce_total = math.fsum(fuel_kgce(f.mass_t, f.ncv_mj_per_kg) for f in inputs.fuels)
+    af_kgce = math.fsum(fuel_kgce(f.mass_t, f.ncv_mj_per_kg) for f in inputs.fuels if f.alternative)
+    excluded = af_kgce if settings.alternative_fuel_treatment == "exclude" else 0.0
+    counted_fuel_kgce = fuel_kgce_total - excluded
     net_purchased_kwh = max(0.0, inputs.electricity_kwh - inputs.whr_kwh)
 
     if settings.clinker_oxides is None:
@@ -220,9 +240,13 @@ def clinker_indicators(inputs: ClinkerInputs, settings: ClinkerSettings) -> Clin
             "confidence": "CONFIRMED",
         }
     co2_process = clinker_process_co2_t(max(p_cl, 0.0), process_ef)
-    co2_fuel = math.fsum(
-        fuel_co2_t(f.mass_t, f.ncv_mj_per_kg, f.carbon_t_per_gj, f.oxidation) for f in inputs.fuels
-    )
+    # Biogenic carbon is a memo item (CSI protocol, domain.md §5.2): reported, not counted in the total.
+    fuel_co2 = [
+        (fuel_co2_t(f.mass_t, f.ncv_mj_per_kg, f.carbon_t_per_gj, f.oxidation), f.biogenic_fraction)
+        for f in inputs.fuels
+    ]
+    co2_fuel = math.fsum(c * (1.0 - bio) for c, bio in fuel_co2)
+    co2_biogenic = math.fsum(c * bio for c, bio in fuel_co2)
     co2_electricity = electricity_co2_t(net_purchased_kwh, settings.grid_factor.t_per_mwh)
     co2_total = co2_process + co2_fuel + co2_electricity
 
@@ -250,6 +274,10 @@ def clinker_indicators(inputs: ClinkerInputs, settings: ClinkerSettings) -> Clin
             else "CONFIRMED (2022 supply coal rate)",
         },
         "whr_treatment": {"setting": settings.whr_treatment, "confidence": "UNCONFIRMED"},
+        "alternative_fuel_treatment": {
+            "setting": settings.alternative_fuel_treatment,
+            "confidence": "UNCONFIRMED",
+        },
         "process_co2": process_provenance,
         "grid_factor": asdict(settings.grid_factor),
         "fuels": [asdict(f) for f in inputs.fuels],
@@ -261,7 +289,7 @@ def clinker_indicators(inputs: ClinkerInputs, settings: ClinkerSettings) -> Clin
     grades: dict[str, Grade | None] = dict.fromkeys(tables)
     ndrc_band: Band | None = None
     if p_cl > 0.0:
-        coal = fuel_kgce_total / p_cl
+        coal = counted_fuel_kgce / p_cl
         elec = inputs.electricity_kwh / p_cl
         if settings.whr_treatment == "deduct_from_coal":
             coal -= inputs.whr_kwh * kgce_per_kwh / p_cl
@@ -285,6 +313,7 @@ def clinker_indicators(inputs: ClinkerInputs, settings: ClinkerSettings) -> Clin
         whr_kwh=inputs.whr_kwh,
         net_purchased_kwh=net_purchased_kwh,
         fuel_kgce=fuel_kgce_total,
+        alternative_fuel_kgce=af_kgce,
         fuels=inputs.fuels,
         coverage=inputs.coverage,
         coal_kgce_per_t=per_t["coal"],
@@ -298,6 +327,7 @@ def clinker_indicators(inputs: ClinkerInputs, settings: ClinkerSettings) -> Clin
         co2_fuel_t=co2_fuel,
         co2_electricity_t=co2_electricity,
         co2_total_t=co2_total,
+        co2_biogenic_memo_t=co2_biogenic,
         co2_process_t_per_t=per_t["co2_process"],
         co2_fuel_t_per_t=per_t["co2_fuel"],
         co2_electricity_t_per_t=per_t["co2_elec"],

@@ -165,3 +165,35 @@ def test_cement_prep_electricity():
     # (grade 3: 29 < x ≤ 34).
     assert cement_prep_kwh_per_t(8330.0, 277.8) == pytest.approx(8330.0 / 277.8)
     assert cement_prep_kwh_per_t(8330.0, 0.0) is None
+
+
+# 5 t RDF at 15 MJ/kg, 0.025 tC/GJ, oxidation 97 %, 40 % of its carbon biogenic.
+RDF = FuelUse("rdf", 5.0, 15.0, 0.025, 0.97, alternative=True, biogenic_fraction=0.4)
+RDF_KGCE = 5.0 * 1000 * 15.0 / 29.3076  # 75 000 MJ / 29.3076 = 2 559.06 kgce
+RDF_CO2 = 5.0 * 15.0 * 0.025 * 0.97 * 44 / 12  # 75 GJ × 0.025 tC/GJ × 0.97 × 3.6667 = 6.66875 t
+
+
+def test_alternative_fuel_counted_by_default_with_biogenic_memo():
+    inputs = ClinkerInputs(208.333, 11460.0, 7290.0, (COAL, RDF), 1.0)
+    r = clinker_indicators(inputs, ClinkerSettings())
+    # coal term (22 036.6 + 2 559.06) / 208.333 = 118.06 kgce/t
+    assert r.coal_kgce_per_t == pytest.approx((COAL_KGCE + RDF_KGCE) / 208.333)
+    assert r.alternative_fuel_kgce == pytest.approx(RDF_KGCE)
+    # fossil CO2: coal 57.657 + 60 % of 6.66875 = 57.657 + 4.00125; memo: 40 % = 2.6675 t
+    assert r.co2_fuel_t == pytest.approx(CO2_FUEL + 0.6 * RDF_CO2)
+    assert r.co2_biogenic_memo_t == pytest.approx(0.4 * RDF_CO2)
+    assert r.co2_biogenic_memo_t == pytest.approx(2.6675)
+    assert r.co2_total_t == pytest.approx(CO2_PROCESS + CO2_FUEL + 0.6 * RDF_CO2 + CO2_ELEC)
+
+
+def test_alternative_fuel_excluded_from_the_coal_term():
+    inputs = ClinkerInputs(208.333, 11460.0, 7290.0, (COAL, RDF), 1.0)
+    r = clinker_indicators(inputs, ClinkerSettings(alternative_fuel_treatment="exclude"))
+    assert r.coal_kgce_per_t == pytest.approx(COAL_PER_T)  # 105.776: RDF left out
+    assert r.fuel_kgce == pytest.approx(COAL_KGCE + RDF_KGCE)  # the raw total is kept
+    assert r.provenance["alternative_fuel_treatment"]["setting"] == "exclude"
+
+
+def test_unknown_alternative_fuel_treatment_is_refused():
+    with pytest.raises(ValueError, match="alternative_fuel_treatment"):
+        ClinkerSettings(alternative_fuel_treatment="half")  # type: ignore[arg-type]
