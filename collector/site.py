@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from agent.wire import ChannelKind
 from collector.config_errors import load_toml_model
 from kpi.co2 import CLINKER_PROCESS_FACTORS, DEFAULT_FUELS, GRID_FACTORS
+from kpi.periods import shift_start_minutes
 
 Kind = Literal["energy_total", "power", "mass_total", "mass_rate", "volume_total", "volume_rate", "analog"]
 Role = Literal["consumption", "output", "credit", "info"]
@@ -46,8 +47,8 @@ class SiteInfo(_Strict):
     timezone: str = "Asia/Shanghai"
     #: Base interval of the ledger's increments (the online-monitoring real-time granularity is 15 min).
     base_interval_s: int = Field(900, ge=60, le=3600)
-    #: Local hours at which shifts start (a three-shift pattern by default).
-    shift_starts: tuple[int, ...] = (0, 8, 16)
+    #: Local times at which shifts start: whole hours or "HH:MM" (a three-shift pattern by default).
+    shift_starts: tuple[int | str, ...] = (0, 8, 16)
     altitude_m: float = 0.0
 
     @field_validator("timezone")
@@ -65,6 +66,17 @@ class SiteInfo(_Strict):
         if 3600 % step:
             raise ValueError("base_interval_s must divide an hour (e.g. 300, 900, 1800, 3600)")
         return step
+
+    @model_validator(mode="after")
+    def _shifts_on_base_edges(self) -> SiteInfo:
+        minutes = shift_start_minutes(self.shift_starts)
+        if any((m * 60) % self.base_interval_s for m in minutes):
+            raise ValueError(
+                f"shift_starts {list(self.shift_starts)} must fall on base intervals of"
+                f" {self.base_interval_s} s; use a smaller base_interval_s"
+                " (e.g. 900 for shifts at :15, :30 or :45)"
+            )
+        return self
 
 
 class LineSettings(_Strict):

@@ -21,7 +21,28 @@ import numpy as np
 Period = Literal["hour", "shift", "day", "month", "year"]
 PERIODS: tuple[str, ...] = ("hour", "shift", "day", "month", "year")
 DEFAULT_TZ = "Asia/Shanghai"
-DEFAULT_SHIFT_STARTS = (0, 8, 16)
+DEFAULT_SHIFT_STARTS: tuple[int | str, ...] = (0, 8, 16)
+
+
+def shift_start_minutes(shift_starts: tuple[int | str, ...]) -> tuple[int, ...]:
+    """Shift starts as minutes after local midnight: an int is a whole hour, a string is "HH:MM".
+
+    Why: plants run three 8-hour shifts from 00:00, two 12-hour shifts from 08:00, or shifts that change at
+    07:30; the pattern is the plant's, so it is configuration. Starts must be increasing within one day.
+    """
+    minutes = []
+    for start in shift_starts:
+        if isinstance(start, int) and not isinstance(start, bool) and 0 <= start <= 23:
+            minutes.append(start * 60)
+            continue
+        hh, sep, mm = str(start).partition(":")
+        if isinstance(start, str) and sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60:
+            minutes.append(int(hh) * 60 + int(mm))
+            continue
+        raise ValueError(f"shift start {start!r} must be a local hour 0..23 or a time 'HH:MM'")
+    if not minutes or minutes != sorted(set(minutes)):
+        raise ValueError(f"shift_starts must be increasing within one day, got {shift_starts!r}")
+    return tuple(minutes)
 
 
 def bucket_edges(start_s: float, end_s: float, step_s: float = 900) -> np.ndarray:
@@ -39,7 +60,7 @@ def bucket_edges(start_s: float, end_s: float, step_s: float = 900) -> np.ndarra
     return np.arange(first, last + 1, dtype=np.float64) * float(step_s)
 
 
-def _local_starts(period: str, first_day: date, shift_starts: tuple[int, ...]) -> Iterator[datetime]:
+def _local_starts(period: str, first_day: date, shift_minutes: tuple[int, ...]) -> Iterator[datetime]:
     """Naive local datetimes of period starts from (at or before) ``first_day`` onwards, increasing."""
     if period == "day":
         day = first_day
@@ -49,8 +70,8 @@ def _local_starts(period: str, first_day: date, shift_starts: tuple[int, ...]) -
     elif period == "shift":
         day = first_day - timedelta(days=1)
         while True:
-            for hour in shift_starts:
-                yield datetime(day.year, day.month, day.day, hour)
+            for minute in shift_minutes:
+                yield datetime(day.year, day.month, day.day, minute // 60, minute % 60)
             day += timedelta(days=1)
     elif period == "month":
         year, month = first_day.year, first_day.month
@@ -69,15 +90,15 @@ def period_edges(
     end_s: float,
     period: str,
     tz: str = DEFAULT_TZ,
-    shift_starts: tuple[int, ...] = DEFAULT_SHIFT_STARTS,
+    shift_starts: tuple[int | str, ...] = DEFAULT_SHIFT_STARTS,
 ) -> np.ndarray:
     """Edges (float64 epoch seconds) of local-time periods covering ``[start_s, end_s]``.
 
     ``period`` is one of "hour", "shift", "day", "month", "year"; days, months and years start at local
-    midnight in ``tz`` (Asia/Shanghai: 16:00 UTC the day before), shifts at the local hours ``shift_starts``
-    (default three 8-hour shifts at 0, 8, 16). Hours are 3600 s steps from the local hour containing
-    ``start_s``. The first edge is the start of the period containing ``start_s``, the last the first edge at
-    or after ``end_s``.
+    midnight in ``tz`` (Asia/Shanghai: 16:00 UTC the day before), shifts at the local times ``shift_starts``
+    (hours or "HH:MM"; default three 8-hour shifts at 0, 8, 16). Hours are 3600 s steps from the local hour
+    containing ``start_s``. The first edge is the start of the period containing ``start_s``, the last the
+    first edge at or after ``end_s``.
     """
     if period not in PERIODS:
         raise ValueError(f"unknown period {period!r}; expected one of {', '.join(PERIODS)}")
@@ -89,14 +110,9 @@ def period_edges(
         first = local_start.replace(minute=0, second=0, microsecond=0).timestamp()
         n_hours = max(1, math.ceil((end_s - first) / 3600.0))
         return first + 3600.0 * np.arange(n_hours + 1, dtype=np.float64)
-    if period == "shift" and (
-        not shift_starts
-        or list(shift_starts) != sorted(set(shift_starts))
-        or not all(0 <= h <= 23 for h in shift_starts)
-    ):
-        raise ValueError(f"shift_starts must be increasing local hours in 0..23, got {shift_starts!r}")
+    shift_minutes = shift_start_minutes(shift_starts) if period == "shift" else ()
     edges: list[float] = []
-    for naive in _local_starts(period, local_start.date(), shift_starts):
+    for naive in _local_starts(period, local_start.date(), shift_minutes):
         edge = naive.replace(tzinfo=zone).timestamp()
         if edge <= start_s:
             edges = [edge]

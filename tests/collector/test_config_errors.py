@@ -55,6 +55,23 @@ def test_a_channel_on_an_undefined_line_says_which_line_to_define(tmp_path: Path
         load_site(write(tmp_path, "site.toml", site))
 
 
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ('shift_starts = ["07:30", "15:30", "23:30"]\nbase_interval_s = 3600', "must fall on base intervals"),
+        ('shift_starts = ["7h30"]', "must be a local hour 0..23 or a time 'HH:MM'"),
+        ("shift_starts = [16, 8]", "increasing within one day"),
+    ],
+)
+def test_a_bad_shift_pattern_is_named(tmp_path: Path, pattern: str, message: str) -> None:
+    site = (REPO / "deploy" / "demo" / "site.toml").read_text()
+    bad = site.replace("base_interval_s = 900\nshift_starts = [0, 8, 16]", pattern)
+    assert bad != site
+    with pytest.raises(ConfigError, match="site") as err:
+        load_site(write(tmp_path, "site.toml", bad))
+    assert message in str(err.value)
+
+
 def test_collector_check_exits_2_with_the_message(tmp_path: Path) -> None:
     path = write(tmp_path, "collector.toml", "[collector]\nsite_model = 5\n")
     proc = subprocess.run(

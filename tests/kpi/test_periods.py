@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from kpi.periods import bucket_edges, period_edges, rollup
+from kpi.periods import bucket_edges, period_edges, rollup, shift_start_minutes
 
 
 def utc(*args: int) -> float:
@@ -66,6 +66,21 @@ def test_two_shifts_and_a_start_before_the_first_shift_of_the_day():
     # at 20:00 local on 1 March = 12:00 UTC.
     edges = period_edges(utc(2026, 3, 1, 22), utc(2026, 3, 2, 1), "shift", shift_starts=(8, 20))
     assert edges.tolist() == [utc(2026, 3, 1, 12), utc(2026, 3, 2, 0), utc(2026, 3, 2, 12)]
+
+
+def test_shifts_changing_at_half_past_seven():
+    # Shifts at local 07:30, 15:30 and 23:30. 2026-03-01 00:00 UTC = 08:00 local, in the 07:30 shift that
+    # began at 23:30 UTC on 28 February; the next start is 15:30 local = 07:30 UTC.
+    edges = period_edges(
+        utc(2026, 3, 1, 0), utc(2026, 3, 1, 8), "shift", shift_starts=("07:30", "15:30", "23:30")
+    )
+    assert edges.tolist() == [utc(2026, 2, 28, 23, 30), utc(2026, 3, 1, 7, 30), utc(2026, 3, 1, 15, 30)]
+
+
+@pytest.mark.parametrize("starts", [(16, 8), ("8:00", "08:00"), (24,), ("7h30",), ("07:60",), (), (True,)])
+def test_bad_shift_patterns_are_refused(starts):
+    with pytest.raises(ValueError, match="shift"):
+        shift_start_minutes(starts)
 
 
 def test_hour_edges():
