@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from collector.site import Channel, LabValue, Site
+from collector.site import FUELS, Channel, LabValue, Site
 from kpi.cement import CementIndicators, CementInputs, CementSettings, cement_indicators
 from kpi.clinker import ClinkerInputs, ClinkerOxides, ClinkerSettings, FuelUse, clinker_indicators
-from kpi.co2 import CLINKER_PROCESS_FACTORS, DEFAULT_FUELS, GRID_FACTORS
+from kpi.co2 import CLINKER_PROCESS_FACTORS, GRID_FACTORS
 from kpi.periods import rollup
 
 FUEL_CARRIERS = ("coal", "natural_gas", "diesel", "alternative_fuel")
@@ -99,6 +99,8 @@ def _settings(site: Site, line: str, oxides: ClinkerOxides | None) -> ClinkerSet
         electricity_basis=s.electricity_basis,
         process_factor=CLINKER_PROCESS_FACTORS[s.process_factor],
         clinker_oxides=oxides,
+        kiln_type=s.kiln_type,
+        ckd_calcination=s.ckd_calcination,
         grid_factor=GRID_FACTORS[s.grid_factor],
         ndrc_edition=s.ndrc_edition,
         altitude_m=site.site.altitude_m,
@@ -183,6 +185,8 @@ def period_kpis(
                 whr_kwh=float(totals.period(_is("credit", "electricity", "clinker"))[p]),
                 fuels=tuple(f[p] for f in fuels),
                 coverage=min(coverage, 1.0),
+                ckd_t=float(totals.period(_is("output", "ckd", "clinker"))[p]),
+                bypass_dust_t=float(totals.period(_is("output", "bypass_dust", "clinker"))[p]),
             )
             ind = clinker_indicators(inputs, _settings(site, line, oxides[p]))
             own_p = float(own_clinker[p])
@@ -287,9 +291,9 @@ def _fuel_uses(
                 " — add a lab entry with valid_from at or before that time"
             )
         heat_gj = np.where(mass > 0, mass * np.nan_to_num(ncv.values), 0.0)
-        default = DEFAULT_FUELS[ch.fuel or "bituminous"]
+        default = FUELS[ch.fuel or "bituminous"]
         carbon = _with_default(site, "carbon_t_per_gj", ch.carrier, table, default.carbon_t_per_gj)
-        biogenic = _with_default(site, "biogenic_fraction", ch.carrier, table, 0.0)
+        biogenic = _with_default(site, "biogenic_fraction", ch.carrier, table, default.biogenic_fraction)
         for series, weight in ((ncv, mass), (carbon, heat_gj), (biogenic, heat_gj)):
             _note_used(series, weight, table, period_edges_s, used)
         mass_p = rollup(mass, table.edges_s, period_edges_s)
@@ -307,7 +311,7 @@ def _fuel_uses(
                     carbon_t_per_gj=float(carbon_p[p]) if fired else default.carbon_t_per_gj,
                     oxidation=default.oxidation,
                     alternative=ch.carrier == "alternative_fuel",
-                    biogenic_fraction=float(bio_p[p]) if fired else 0.0,
+                    biogenic_fraction=float(bio_p[p]) if fired else default.biogenic_fraction,
                 )
             )
         out.append(uses)

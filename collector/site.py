@@ -16,13 +16,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agent.wire import ChannelKind
 from collector.config_errors import load_toml_model
-from kpi.co2 import CLINKER_PROCESS_FACTORS, DEFAULT_FUELS, GRID_FACTORS
+from kpi.co2 import ALTERNATIVE_FUELS, CLINKER_PROCESS_FACTORS, DEFAULT_FUELS, GRID_FACTORS
 from kpi.periods import shift_start_minutes
 
 Kind = Literal["energy_total", "power", "mass_total", "mass_rate", "volume_total", "volume_rate", "analog"]
 Role = Literal["consumption", "output", "credit", "info"]
 Carrier = Literal[
-    "electricity", "coal", "natural_gas", "diesel", "heat", "alternative_fuel", "clinker", "cement", "other"
+    "electricity",
+    "coal",
+    "natural_gas",
+    "diesel",
+    "heat",
+    "alternative_fuel",
+    "clinker",
+    "cement",
+    "ckd",
+    "bypass_dust",
+    "other",
 ]
 Boundary = Literal["clinker", "cement_prep", "plant"]
 
@@ -35,6 +45,10 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
     ChannelKind.VOLUME_TOTAL: {"m3": 1.0, "Nm3": 1.0},
     ChannelKind.VOLUME_RATE: {"m3/h": 1.0, "Nm3/h": 1.0},
 }
+
+
+#: Fuel keys a channel may name: fossil defaults and (biogenic-share) alternative fuels.
+FUELS = {**DEFAULT_FUELS, **ALTERNATIVE_FUELS}
 
 
 class _Strict(BaseModel):
@@ -90,6 +104,9 @@ class LineSettings(_Strict):
     grid_factor: str = "national_aef_2023"
     ndrc_edition: Literal["2021", "2023"] = "2023"
     alternative_fuel_treatment: Literal["count", "exclude"] = "count"
+    #: Kiln type for the CSI default CKD calcination rate (0 for dry kilns), unless ckd_calcination is set.
+    kiln_type: Literal["dry", "semi_dry", "semi_wet", "wet", "shaft"] = "dry"
+    ckd_calcination: float | None = Field(None, ge=0, le=1)
     #: Comprehensive energy of purchased clinker (supplier's declaration); unset = the grade-3 limit.
     purchased_clinker_kgce_per_t: float | None = Field(None, gt=0)
 
@@ -131,7 +148,7 @@ class Channel(_Strict):
     @field_validator("fuel")
     @classmethod
     def _known_fuel(cls, key: str | None) -> str | None:
-        return key if key is None else _known(key, DEFAULT_FUELS)
+        return key if key is None else _known(key, FUELS)
 
     #: Counter modulus in the channel's unit (e.g. 4294967.296 t for a uint32 kg totaliser).
     rollover: float = Field(0.0, ge=0)

@@ -146,7 +146,7 @@ class CarbonEmission:
 
 
 @dataclass(frozen=True)
-class ProcessCo2:
+class CarbonateCo2:
     """Process CO2 of one period: the total, its two parts and the breakdown for each material."""
 
     total_t: float
@@ -161,7 +161,7 @@ def carbonate_process_co2(
     carbonates: Sequence[CarbonateUse] = (),
     carbon: Sequence[CarbonUse] = (),
     factors: Mapping[str, CarbonateFactor] = CARBONATE_FACTORS,
-) -> ProcessCo2:
+) -> CarbonateCo2:
     """``Σ M × P × EF × F + Σ M_C × C × 44/12`` with the breakdown and provenance (domain.md §5.4).
 
     ``factors`` replaces the default table, for example to add a carbonate that is not listed or to use a
@@ -196,7 +196,7 @@ def carbonate_process_co2(
         "carbonates": [asdict(line) for line in lines],
         "carbon": [asdict(line) for line in carbon_lines],
     }
-    return ProcessCo2(
+    return CarbonateCo2(
         total_t=carbonate_t + carbon_t,
         carbonate_t=carbonate_t,
         carbon_t=carbon_t,

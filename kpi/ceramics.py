@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
-from kpi.carbonates import CarbonateUse, CarbonUse, ProcessCo2, require_in_range
+from kpi.carbonates import CarbonateCo2, CarbonateUse, CarbonUse, require_in_range
 from kpi.furnace import (
     FurnaceFuel,
     FurnaceSettings,
@@ -283,7 +283,7 @@ class CeramicsIndicators:
     co2_fuel_t_per_unit: float | None
     co2_electricity_t_per_unit: float | None
     co2_total_t_per_unit: float | None
-    process: ProcessCo2
+    process: CarbonateCo2
     provenance: Mapping[str, object] = field(default_factory=dict)
 
 

@@ -25,15 +25,21 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
+from kpi.clinker_co2 import (
+    ClinkerOxides,
+    ClinkerProcessInputs,
+    KilnType,
+    LabelledDefault,
+    SubstituteUse,
+    clinker_process_co2,
+)
 from kpi.co2 import (
     CLINKER_PROCESS_FACTORS,
     DEFAULT_GRID_FACTOR,
     GridFactor,
     ProcessFactor,
-    clinker_process_co2_t,
     electricity_co2_t,
-    fuel_co2_t,
-    oxide_process_ef_t_per_t,
+    fuel_co2_split,
 )
 from kpi.standards import (
     CLINKER_COAL,
@@ -95,17 +101,9 @@ class ClinkerInputs:
     whr_kwh: float
     fuels: tuple[FuelUse, ...]
     coverage: float
-
-
-@dataclass(frozen=True)
-class ClinkerOxides:
-    """Clinker CaO/MgO mass fractions (0–1) for the oxide method, from the plant's lab."""
-
-    cao: float
-    mgo: float
-    cao_noncarbonate: float = 0.0
-    mgo_noncarbonate: float = 0.0
-    source: str = "plant lab"
+    ckd_t: float = 0.0
+    bypass_dust_t: float = 0.0
+    substitutes: tuple[SubstituteUse, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +114,8 @@ class ClinkerSettings:
     - ``electricity_basis``: "equivalent" 当量值 0.1229 kgce/kWh (what GB 16780-2021 uses) or "equal" 等价值
       at ``supply_coal_rate_gce_per_kwh``; the chosen factor is also used for a WHR coal deduction.
     - ``process_factor``: default China ETS 0.535 t/t; ``clinker_oxides``, when given, replaces it.
+    - ``kiln_type``/``ckd_calcination``: the CKD calcination rate d (CSI: 0 for dry kilns without data).
+    - ``rawmeal_toc``: raw-meal organic carbon; None leaves the term out, as the ETS 2025 formula does.
     - ``grid_factor``: default national average 2023 (0.5306 tCO2/MWh).
     - ``ndrc_edition``: benchmark/baseline edition, "2021" or "2023".
     - ``altitude_m``/``pressure_pa``: site altitude and ambient pressure for the clause 5.3 correction.
@@ -130,6 +130,9 @@ class ClinkerSettings:
     supply_coal_rate_gce_per_kwh: float = SUPPLY_COAL_RATE_GCE_PER_KWH_2022
     process_factor: ProcessFactor = CLINKER_PROCESS_FACTORS["china_ets"]
     clinker_oxides: ClinkerOxides | None = None
+    kiln_type: KilnType = "dry"
+    ckd_calcination: float | None = None
+    rawmeal_toc: float | LabelledDefault | None = None
     grid_factor: GridFactor = DEFAULT_GRID_FACTOR
     ndrc_edition: NdrcEdition = "2023"
     altitude_m: float = 0.0
@@ -196,6 +199,8 @@ def _validate(inputs: ClinkerInputs) -> None:
     _require("electricity_kwh", inputs.electricity_kwh)
     _require("whr_kwh", inputs.whr_kwh)
     _require("coverage", inputs.coverage, 0.0, 1.0)
+    _require("ckd_t", inputs.ckd_t)
+    _require("bypass_dust_t", inputs.bypass_dust_t)
     for fuel in inputs.fuels:
         _require(f"fuel {fuel.name!r} mass_t", fuel.mass_t)
         _require(f"fuel {fuel.name!r} ncv_mj_per_kg", fuel.ncv_mj_per_kg)
@@ -224,29 +229,27 @@ def clinker_indicators(inputs: ClinkerInputs, settings: ClinkerSettings) -> Clin
     counted_fuel_kgce = fuel_kgce_total - excluded
     net_purchased_kwh = max(0.0, inputs.electricity_kwh - inputs.whr_kwh)
 
-    if settings.clinker_oxides is None:
-        process_ef = settings.process_factor.t_per_t
-        process_provenance: dict[str, object] = {
-            "method": "default_factor",
-            **asdict(settings.process_factor),
-        }
-    else:
-        ox = settings.clinker_oxides
-        process_ef = oxide_process_ef_t_per_t(ox.cao, ox.mgo, ox.cao_noncarbonate, ox.mgo_noncarbonate)
-        process_provenance = {
-            "method": "oxide (GB/T 32151.8-2015)",
-            "t_per_t": process_ef,
-            **asdict(ox),
-            "confidence": "CONFIRMED",
-        }
-    co2_process = clinker_process_co2_t(max(p_cl, 0.0), process_ef)
+    process = clinker_process_co2(
+        ClinkerProcessInputs(
+            clinker_t=max(p_cl, 0.0),
+            factor=settings.process_factor,
+            oxides=settings.clinker_oxides,
+            ckd_t=inputs.ckd_t,
+            bypass_dust_t=inputs.bypass_dust_t,
+            ckd_calcination=settings.ckd_calcination,
+            kiln_type=settings.kiln_type,
+            toc=settings.rawmeal_toc,
+            substitutes=inputs.substitutes,
+        )
+    )
+    co2_process = process.total_t
     # Biogenic carbon is a memo item (CSI protocol, domain.md §5.2): reported, not counted in the total.
-    fuel_co2 = [
-        (fuel_co2_t(f.mass_t, f.ncv_mj_per_kg, f.carbon_t_per_gj, f.oxidation), f.biogenic_fraction)
+    splits = [
+        fuel_co2_split(f.mass_t, f.ncv_mj_per_kg, f.carbon_t_per_gj, f.oxidation, f.biogenic_fraction)
         for f in inputs.fuels
     ]
-    co2_fuel = math.fsum(c * (1.0 - bio) for c, bio in fuel_co2)
-    co2_biogenic = math.fsum(c * bio for c, bio in fuel_co2)
+    co2_fuel = math.fsum(s.fossil_t for s in splits)
+    co2_biogenic = math.fsum(s.biogenic_memo_t for s in splits)
     co2_electricity = electricity_co2_t(net_purchased_kwh, settings.grid_factor.t_per_mwh)
     co2_total = co2_process + co2_fuel + co2_electricity
 
@@ -278,7 +281,15 @@ def clinker_indicators(inputs: ClinkerInputs, settings: ClinkerSettings) -> Clin
             "setting": settings.alternative_fuel_treatment,
             "confidence": "UNCONFIRMED",
         },
-        "process_co2": process_provenance,
+        "process_co2": {
+            **process.provenance,
+            "terms_t": {
+                "calcination": process.calcination_t,
+                "deductions": process.deductions_t,
+                "dust": process.dust_t,
+                "toc": process.toc_t,
+            },
+        },
         "grid_factor": asdict(settings.grid_factor),
         "fuels": [asdict(f) for f in inputs.fuels],
     }

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 from kpi.carbonates import (
     CARBONATE_FACTORS,
+    CarbonateCo2,
     CarbonateFactor,
     CarbonateUse,
     CarbonUse,
-    ProcessCo2,
     carbonate_process_co2,
     require_in_range,
 )
@@ -152,7 +152,7 @@ class FurnaceTotals:
     co2_process_t: float
     co2_electricity_t: float
     co2_total_t: float
-    process: ProcessCo2
+    process: CarbonateCo2
     provenance: Mapping[str, object]
 
 

@@ -33,9 +33,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Literal, get_args
 
 from kpi.carbonates import (
+    CarbonateCo2,
     CarbonateUse,
     CarbonUse,
-    ProcessCo2,
     require_in_range,
 )
 from kpi.confidence import Confidence
@@ -297,7 +297,7 @@ class GlassIndicators:
     co2_fuel_t_per_t: float | None
     co2_electricity_t_per_t: float | None
     co2_total_t_per_t: float | None
-    process: ProcessCo2
+    process: CarbonateCo2
     provenance: Mapping[str, object] = field(default_factory=dict)
 
 

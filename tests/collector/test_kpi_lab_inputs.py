@@ -159,7 +159,8 @@ def test_clinker_oxides_per_sample_give_the_process_co2(tmp_path: Path) -> None:
     expected = 100 * (0.65 * 44 / 56 + 0.02 * 44 / 40) + 120 * (0.66 * 44 / 56 + 0.02 * 44 / 40)
     assert doc["co2_process_t"] == pytest.approx(expected)
     assert doc["provenance"]["process_co2"]["method"].startswith("oxide")
-    assert doc["provenance"]["process_co2"]["cao"] == pytest.approx((65 + 79.2) / 220)  # clinker-weighted
+    cao = doc["provenance"]["process_co2"]["clinker_factor"]["cao"]
+    assert cao == pytest.approx((65 + 79.2) / 220)  # weighted by the clinker made under each sample
 
 
 def test_cement_from_the_recipe_clinker_ratio(tmp_path: Path) -> None:
@@ -220,3 +221,57 @@ def test_bad_lab_entries_name_the_fix(tmp_path: Path, entry: str, message: str) 
     with pytest.raises(ConfigError, match="lab") as err:
         load_site(site)
     assert message in str(err.value)
+
+
+RDF_AND_CKD = """
+[[lab]]
+carrier = "alternative_fuel"
+valid_from = 2026-11-02T00:00:00+08:00
+value = 16.0
+source = "RDF lot 7"
+
+[channels."a/rdf_t"]
+kind = "mass_total"
+unit = "t"
+line = "L1"
+role = "consumption"
+carrier = "alternative_fuel"
+fuel = "rdf"
+
+[channels."a/ckd_t"]
+kind = "mass_total"
+unit = "t"
+line = "L1"
+role = "output"
+carrier = "ckd"
+"""
+
+MORE_READINGS = """2026-11-01T16:00:00Z,a/rdf_t,0,0
+2026-11-01T18:00:00Z,a/rdf_t,4,0
+2026-11-01T16:00:00Z,a/ckd_t,0,0
+2026-11-01T18:00:00Z,a/ckd_t,3,0
+"""
+
+
+def test_alternative_fuel_and_kiln_dust_channels(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    readings = tmp_path / "readings.csv"
+    site.write_text(
+        SITE.replace("[lines.L1]", "[lines.L1]\n[lines.L1.settings]\nckd_calcination = 0.4") + RDF_AND_CKD
+    )
+    readings.write_text(READINGS + MORE_READINGS)
+    (doc,) = compute(load_site(site), readings, "day")
+    coal_gj, rdf_gj = 630.0, 4 * 16.0  # 4 t RDF at the lab's 16 MJ/kg = 64 GJ
+    # RDF counted in the coal term by default: (630 000 + 64 000) MJ / 29.3076 / 220 t
+    assert doc["coal_kgce_per_t"] == pytest.approx((coal_gj + rdf_gj) * 1000 / 29.3076 / 220)
+    assert doc["alternative_fuel_kgce"] == pytest.approx(rdf_gj * 1000 / 29.3076)
+    # RDF CO2 with the table's 0.025 tC/GJ, oxidation 1.0, 50 % biogenic: 64 × 0.025 × 44/12 = 5.8667 t,
+    # half of it memo
+    rdf_co2 = rdf_gj * 0.025 * 1.0 * 44 / 12
+    assert doc["co2_biogenic_memo_t"] == pytest.approx(0.5 * rdf_co2)
+    assert doc["co2_fuel_t"] == pytest.approx(16.545 * 0.93 * 44 / 12 + 0.5 * rdf_co2)
+    # CKD: EF_cli from the oxides = 144.14 / 220 = 0.536994; x = EF/(1+EF); EF_CKD = x·0.4 / (1 − x·0.4)
+    ef_cli = (100 * (0.65 * 44 / 56 + 0.02 * 44 / 40) + 120 * (0.66 * 44 / 56 + 0.02 * 44 / 40)) / 220
+    x = ef_cli / (1 + ef_cli)
+    ef_ckd = x * 0.4 / (1 - x * 0.4)
+    assert doc["co2_process_t"] == pytest.approx(220 * ef_cli + 3 * ef_ckd)

@@ -12,6 +12,7 @@ from kpi.clinker import (
     cement_prep_kwh_per_t,
     clinker_indicators,
 )
+from kpi.clinker_co2 import SubstituteUse
 from kpi.co2 import GRID_FACTORS
 
 # One hour at the demo operating point: 208.333 t clinker, 28.08 t coal at 23 MJ/kg (bituminous carbon
@@ -145,7 +146,7 @@ def test_provenance_records_editions_factors_and_settings():
     assert p["whr_treatment"] == {"setting": "none", "confidence": "UNCONFIRMED"}
     assert p["electricity"]["kgce_per_kwh"] == 0.1229
     assert p["grid_factor"]["t_per_mwh"] == 0.5306 and p["grid_factor"]["vintage"] == 2023
-    assert p["process_co2"]["t_per_t"] == 0.535
+    assert p["process_co2"]["clinker_factor"]["t_per_t"] == 0.535
     assert p["kgce_kj"] == 29307.6
 
 
@@ -197,3 +198,20 @@ def test_alternative_fuel_excluded_from_the_coal_term():
 def test_unknown_alternative_fuel_treatment_is_refused():
     with pytest.raises(ValueError, match="alternative_fuel_treatment"):
         ClinkerSettings(alternative_fuel_treatment="half")  # type: ignore[arg-type]
+
+
+def test_ckd_and_substitute_deductions_in_process_co2():
+    inputs = ClinkerInputs(
+        208.333, 11460.0, 7290.0, (COAL,), 1.0, ckd_t=5.0, substitutes=(SubstituteUse("carbide_slag", 10.0),)
+    )
+    r = clinker_indicators(inputs, ClinkerSettings(ckd_calcination=0.5))
+    # CSI CKD factor with EF_cli 0.535 and d 0.5: x = 0.535 / 1.535 = 0.348534; x·d = 0.174267;
+    # EF_CKD = 0.174267 / (1 − 0.174267) = 0.211046 t/t → 5 t CKD = 1.05523 t
+    x = 0.535 / 1.535
+    ef_ckd = x * 0.5 / (1 - x * 0.5)
+    assert ef_ckd == pytest.approx(0.211046, abs=1e-6)
+    # ETS deduction: 10 t carbide slag × 0.480 = 4.8 t; process = 111.458 − 4.8 + 1.05523 = 107.713 t
+    assert r.co2_process_t == pytest.approx(CO2_PROCESS - 4.8 + 5.0 * ef_ckd)
+    assert r.co2_process_t == pytest.approx(107.713, abs=1e-3)
+    terms = r.provenance["process_co2"]["terms_t"]
+    assert terms["deductions"] == pytest.approx(4.8) and terms["dust"] == pytest.approx(5.0 * ef_ckd)
