@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn
 
@@ -97,6 +98,37 @@ def kpi_compute(
     finally:
         if out:
             fh.close()
+
+
+@kpi_app.command("deviations")
+def kpi_deviations(
+    site: Annotated[Path, typer.Option(help="Site model TOML.")],
+    readings: Annotated[Path, typer.Option(help="CSV: timestamp,channel,value,quality.")],
+    fit_from: Annotated[datetime, typer.Option(help="Baseline period start (local date or ISO time).")],
+    fit_to: Annotated[datetime, typer.Option(help="Baseline period end, exclusive.")],
+    period: Annotated[str, typer.Option(help="hour, shift, day or month.")] = "day",
+) -> None:
+    """Fit each line's energy baseline (energy = a + b × clinker) and flag drift with CUSUM and EWMA."""
+    from zoneinfo import ZoneInfo
+
+    from collector.config_errors import ConfigError
+    from collector.deviations import deviation_report
+    from collector.line_kpis import MissingLabValue
+    from collector.offline import compute
+    from collector.readings_csv import ReadingsError
+    from collector.site import load_site
+
+    try:
+        model = load_site(site)
+        zone = ZoneInfo(model.site.timezone)
+        bounds = [
+            int((t if t.tzinfo else t.replace(tzinfo=zone)).timestamp() * 1000) for t in (fit_from, fit_to)
+        ]
+        report = deviation_report(compute(model, readings, period), *bounds)
+    except (ConfigError, ReadingsError, MissingLabValue, ValueError) as exc:
+        _fail(str(exc))
+    json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
 
 
 def demo(
