@@ -12,20 +12,48 @@ Common conventions
   ``[edges[0], edges[-1]]`` contribute only the part of their pair that overlaps the buckets.
 - Outputs are ACCUMULATED (``+=``) into caller-provided float64 arrays of length ``len(edges) - 1``:
   quantity and coverage (seconds of the bucket backed by usable data; share = cov / bucket width).
+- A ``ValueError`` (bad shapes, edges or parameters, unsorted ``t``) leaves the outputs as they were.
 - Chunking contract: the readings of a channel may be fed in chunks, provided each chunk starts with the
   reading given by ``carry_over_index`` of everything before it (the last usable reading; in the normal case
   the previous chunk's last reading, i.e. an overlap of exactly one). The totals are then bit-for-bit those of
   one pass, because every pair of readings is processed exactly once and in the same order.
 - Call with every argument: numba's dispatch is ~100× slower when defaults are filled in (stack notes).
+
+How the loops are kept fast (measurements in ``docs/performance-kpi.md``)
+-----------------------------------------------------------------------
+- The chunking contract needs each bucket's sums built pair by pair in time order, so the floor is one
+  dependent floating-point add per pair (~3 cycles). The rest is arranged to cost little beside it.
+- Runs: a 15-minute bucket holds ~900 one-second pairs and nearly all are plain (usable readings,
+  ``0 < dt``, within the gap limit, no rollover/reset/rejection, wholly inside the current bucket). One
+  branch-free sweep, which LLVM vectorises, finds how many of the next ``_RUN`` pairs are plain; they are
+  then added in a tight loop to running sums held in registers. The running sums are exactly ``out[k]``
+  (loaded when the bucket is entered, stored when it is left) and a plain pair's overlap fraction is
+  exactly 1, so the totals are bit-for-bit those of the per-pair edge split. A non-finite ``v`` in a run
+  makes the run's sum non-finite; such a run is discarded and redone by the general rules, which also take
+  every pair that is not plain, one at a time.
+- Sortedness is checked inside that pass (a run needs ``dt > 0``; the general rules compare each reading
+  with the one before), not by a separate pass over ``t``. To still leave the outputs untouched on an
+  unsorted ``t``, the pass works on copies of the outputs (O(buckets), not O(readings)) that are copied
+  back only when it completes.
+- Indices in the sweeps and run loops are uint64: numba then emits no negative-index wraparound, which
+  would keep LLVM from vectorising. The batch API checks ``edges`` once and slices, never allocates, per
+  channel.
+- ``error_model="numpy"``: divisions are only by quantities already tested to be > 0, so Python's
+  zero-division checks would be dead branches in the loops. ``fastmath`` is NOT used: it would let LLVM
+  reorder the sums (breaking the bit-for-bit chunking contract) and assume away the NaN tests.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 #: Indices into the counts returned by ``totaliser_increments``.
 ROLLOVERS, RESETS, REJECTED = 0, 1, 2
+
+#: Pairs looked at per run (module notes on speed). On the 10M-reading benchmark 64…256 were equally fast
+#: and 32 ~10 % slower; longer runs waste more of the sweep whenever a bad reading or an edge ends one early.
+_RUN = 64
 
 
 def carry_over_index(t: np.ndarray, v: np.ndarray, good: np.ndarray) -> int:
@@ -37,39 +65,206 @@ def carry_over_index(t: np.ndarray, v: np.ndarray, good: np.ndarray) -> int:
     return int(usable[-1]) if usable.size else -1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _usable(flag: int, t: float, v: float) -> bool:
     # Scalars only: a helper taking arrays costs reference counting on every call (~10× slower loops).
-    return flag != 0 and np.isfinite(t) and np.isfinite(v)
+    # abs(x) < inf is False for NaN and ±inf, in one compare.
+    return flag != 0 and abs(t) < np.inf and abs(v) < np.inf
 
 
-@njit(cache=True)
-def _check(
-    t: np.ndarray, v: np.ndarray, good: np.ndarray, edges: np.ndarray, out_a: np.ndarray, out_b: np.ndarray
-) -> None:
-    n = t.shape[0]
-    if v.shape[0] != n or good.shape[0] != n:
-        raise ValueError("t, v and good must have the same length")
+@njit(cache=True, error_model="numpy")
+def _check_edges(edges: np.ndarray, out_a: np.ndarray, out_b: np.ndarray) -> None:
+    """``edges`` usable and both outputs (1-D, or rows of a 2-D batch output) ``len(edges) - 1`` wide."""
     if edges.shape[0] < 2:
         raise ValueError("edges must hold at least two values")
-    if out_a.shape[0] != edges.shape[0] - 1 or out_b.shape[0] != edges.shape[0] - 1:
+    if out_a.shape[-1] != edges.shape[0] - 1 or out_b.shape[-1] != edges.shape[0] - 1:
         raise ValueError("output arrays must have len(edges) - 1 elements")
     for k in range(1, edges.shape[0]):
         if not edges[k] > edges[k - 1]:
             raise ValueError("edges must be strictly increasing")
-    for i in range(1, n):
-        if t[i] < t[i - 1]:
-            raise ValueError("t must be sorted (non-decreasing)")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _check(
+    t: np.ndarray, v: np.ndarray, good: np.ndarray, edges: np.ndarray, out_a: np.ndarray, out_b: np.ndarray
+) -> None:
+    """Everything but sortedness, which the passes check as they go."""
+    n = t.shape[0]
+    if v.shape[0] != n or good.shape[0] != n:
+        raise ValueError("t, v and good must have the same length")
+    _check_edges(edges, out_a, out_b)
+
+
+@njit(cache=True, error_model="numpy")
+def _unsorted() -> None:
+    raise ValueError("t must be sorted (non-decreasing)")
+
+
+@njit(cache=True, error_model="numpy")
 def _start_bucket(edges: np.ndarray, t0: float) -> int:
     """First bucket that can overlap a pair starting at ``t0``."""
     k = np.searchsorted(edges, t0, side="right") - 1
     return max(k, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _spread_delta(
+    edges: np.ndarray,
+    k: int,
+    t0: float,
+    t1: float,
+    delta: float,
+    out_qty: np.ndarray,
+    out_cov: np.ndarray,
+) -> int:
+    """General rules of the totaliser for one pair: spread its delta over the buckets; the new pointer."""
+    nb = edges.shape[0] - 1
+    dt = t1 - t0
+    if dt > 0.0:
+        # constant rate within the pair: spread delta over the buckets by time overlap
+        while k < nb and edges[k + 1] <= t0:
+            k += 1
+        while k < nb and edges[k] < t1:
+            lo = max(t0, edges[k])
+            hi = min(t1, edges[k + 1])
+            if hi > lo:
+                out_qty[k] += delta * ((hi - lo) / dt)
+                out_cov[k] += hi - lo
+            if edges[k + 1] >= t1:
+                break
+            k += 1
+    else:
+        while k < nb and edges[k + 1] <= t1:
+            k += 1
+        if k < nb and edges[k] <= t1:
+            out_qty[k] += delta
+    return k
+
+
+@njit(cache=True, error_model="numpy")
+def _not_plain_increment(flag: int, t1: float, dt: float, delta: float, limit: float, hi: float) -> bool:
+    # Bitwise, not short-circuit, operators: no branches, so the sweep vectorises.
+    return (flag == 0) | (not dt > 0.0) | (not delta >= 0.0) | (delta > limit * dt) | (not t1 <= hi)
+
+
+@njit(cache=True, error_model="numpy")
+def _plain_increments(
+    t: np.ndarray, v: np.ndarray, good: np.ndarray, a: int, m: int, limit: float, hi: float
+) -> int:
+    """How many of the ``m`` pairs ``(a + j, a + j + 1)`` are plain increments, counted from ``a`` on.
+
+    Plain: the later reading has a good flag and ``t ≤ hi``, ``dt > 0``, ``delta ≥ 0`` and not
+    ``delta > limit × dt``. With reading ``a`` usable and in bucket ``k`` and finite ``hi = edges[k + 1]``,
+    every ``t`` of such a run is finite and in bucket ``k``; a non-finite ``v`` shows in the run's sum
+    (see ``_totalise``).
+    """
+    first = uint64(a)
+    plain = m
+    for j in range(m):  # the first pair that is not plain, as a branch-free min
+        i0 = first + uint64(j)
+        i1 = i0 + uint64(1)
+        stop = _not_plain_increment(good[i1], t[i1], t[i1] - t[i0], v[i1] - v[i0], limit, hi)
+        plain = min(plain, j if stop else m)
+    return plain
+
+
+@njit(cache=True, error_model="numpy")
+def _totalise(
+    t: np.ndarray,
+    v: np.ndarray,
+    good: np.ndarray,
+    edges: np.ndarray,
+    rollover: float,
+    max_rate: float,
+    out_qty: np.ndarray,
+    out_cov: np.ndarray,
+    counts: np.ndarray,
+) -> bool:
+    """The totaliser pass, adding to ``counts``; False (and stopped) where ``t`` decreases."""
+    n = t.shape[0]
+    nb = edges.shape[0] - 1
+    limit = max_rate if max_rate > 0.0 else np.inf  # delta > inf × dt never holds: no plausibility limit
+    k = -1  # bucket pointer, placed at the first usable reading
+    lo = np.inf  # [lo, hi] = edges of bucket k while acc_* hold out_*[k]; empty otherwise
+    hi = -np.inf
+    acc_q = 0.0
+    acc_c = 0.0
+    p = -1  # last usable reading
+    i = 0  # next reading
+    runs_from = 0  # no run is tried before this reading (after a run whose sum was not finite)
+    while i < n:
+        if p >= 0 and p == i - 1 and i >= runs_from and t[p] >= lo and hi < np.inf:
+            want = min(_RUN, n - i)
+            got = _plain_increments(t, v, good, p, want, limit, hi)
+            run_q = acc_q
+            run_c = acc_c
+            first = uint64(p)
+            for j in range(got):
+                i0 = first + uint64(j)
+                i1 = i0 + uint64(1)
+                run_q += v[i1] - v[i0]
+                run_c += t[i1] - t[i0]
+            if abs(run_q) < np.inf:
+                acc_q = run_q
+                acc_c = run_c
+                i += got
+                p = i - 1
+                if got == want:
+                    continue
+            else:  # a non-finite v (or an overflow): let the general rules take these readings one by one
+                runs_from = i + got
+        # reading i is not part of a run: the general rules
+        t1 = t[i]
+        v1 = v[i]
+        if i > 0 and t1 < t[i - 1]:
+            return False
+        i += 1
+        if not _usable(good[i - 1], t1, v1):
+            continue
+        if p < 0:
+            p = i - 1
+            k = _start_bucket(edges, t1)
+            if k < nb:
+                acc_q = out_qty[k]
+                acc_c = out_cov[k]
+            continue
+        t0 = t[p]
+        dt = t1 - t0
+        delta = v1 - v[p]
+        p = i - 1
+        if delta < 0.0:
+            if rollover > 0.0 and (max_rate <= 0.0 or delta + rollover <= max_rate * dt):
+                counts[ROLLOVERS] += 1
+                delta += rollover
+            else:
+                counts[RESETS] += 1
+                continue
+        if max_rate > 0.0 and delta > max_rate * dt:
+            counts[REJECTED] += 1
+            continue
+        if dt > 0.0 and t0 >= lo and t1 <= hi:
+            acc_q += delta
+            acc_c += dt
+            continue
+        if k < nb:
+            out_qty[k] = acc_q
+            out_cov[k] = acc_c
+        k = _spread_delta(edges, k, t0, t1, delta, out_qty, out_cov)
+        if k < nb:
+            lo = edges[k]
+            hi = edges[k + 1]
+            acc_q = out_qty[k]
+            acc_c = out_cov[k]
+        else:
+            lo = np.inf
+            hi = -np.inf
+    if 0 <= k < nb:
+        out_qty[k] = acc_q
+        out_cov[k] = acc_c
+    return True
+
+
+@njit(cache=True, error_model="numpy")
 def totaliser_increments(
     t: np.ndarray,
     v: np.ndarray,
@@ -101,54 +296,16 @@ def totaliser_increments(
     """
     _check(t, v, good, edges, out_qty, out_cov)
     counts = np.zeros(3, dtype=np.int64)
-    n = t.shape[0]
-    nb = edges.shape[0] - 1
-    k = -1
-    prev = -1
-    for i in range(n):
-        if not _usable(good[i], t[i], v[i]):
-            continue
-        if prev < 0:
-            prev = i
-            k = _start_bucket(edges, t[i])
-            continue
-        t0 = t[prev]
-        t1 = t[i]
-        dt = t1 - t0
-        delta = v[i] - v[prev]
-        prev = i
-        if delta < 0.0:
-            if rollover > 0.0 and (max_rate <= 0.0 or delta + rollover <= max_rate * dt):
-                counts[ROLLOVERS] += 1
-                delta += rollover
-            else:
-                counts[RESETS] += 1
-                continue
-        if max_rate > 0.0 and delta > max_rate * dt:
-            counts[REJECTED] += 1
-            continue
-        if dt > 0.0:
-            # constant rate within the pair: spread delta over the buckets by time overlap
-            while k < nb and edges[k + 1] <= t0:
-                k += 1
-            while k < nb and edges[k] < t1:
-                lo = max(t0, edges[k])
-                hi = min(t1, edges[k + 1])
-                if hi > lo:
-                    out_qty[k] += delta * ((hi - lo) / dt)
-                    out_cov[k] += hi - lo
-                if edges[k + 1] >= t1:
-                    break
-                k += 1
-        else:
-            while k < nb and edges[k + 1] <= t1:
-                k += 1
-            if k < nb and edges[k] <= t1:
-                out_qty[k] += delta
+    qty = out_qty.copy()
+    cov = out_cov.copy()
+    if not _totalise(t, v, good, edges, rollover, max_rate, qty, cov, counts):
+        _unsorted()
+    out_qty[:] = qty
+    out_cov[:] = cov
     return counts
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _interp(t0: float, v0: float, t1: float, v1: float, x: float) -> float:
     if x <= t0:
         return v0
@@ -157,7 +314,144 @@ def _interp(t0: float, v0: float, t1: float, v1: float, x: float) -> float:
     return v0 + (v1 - v0) * ((x - t0) / (t1 - t0))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _split_trapezoid(
+    edges: np.ndarray,
+    k: int,
+    t0: float,
+    v0: float,
+    t1: float,
+    v1: float,
+    scale: float,
+    out_qty: np.ndarray,
+    out_cov: np.ndarray,
+) -> int:
+    """General rules of the trapezoid for one pair (``t1 > t0``): split it at the edges; the new pointer."""
+    nb = edges.shape[0] - 1
+    while k < nb and edges[k + 1] <= t0:
+        k += 1
+    while k < nb and edges[k] < t1:
+        lo = max(t0, edges[k])
+        hi = min(t1, edges[k + 1])
+        if hi > lo:
+            r_lo = _interp(t0, v0, t1, v1, lo)
+            r_hi = _interp(t0, v0, t1, v1, hi)
+            out_qty[k] += 0.5 * (r_lo + r_hi) * (hi - lo) * scale
+            out_cov[k] += hi - lo
+        if edges[k + 1] >= t1:
+            break
+        k += 1
+    return k
+
+
+@njit(cache=True, error_model="numpy")
+def _not_plain_pair(flag: int, t1: float, dt: float, gap_limit: float, hi: float) -> bool:
+    # Bitwise, not short-circuit, operators: no branches, so the sweep vectorises.
+    return (flag == 0) | (not dt > 0.0) | (dt > gap_limit) | (not t1 <= hi)
+
+
+@njit(cache=True, error_model="numpy")
+def _plain_pairs(t: np.ndarray, good: np.ndarray, a: int, m: int, gap_limit: float, hi: float) -> int:
+    """How many of the ``m`` pairs ``(a + j, a + j + 1)`` are plain trapezoids, counted from ``a`` on.
+
+    Plain: the later reading has a good flag and ``t ≤ hi``, and ``0 < dt ≤ gap_limit``. With reading ``a``
+    usable and in bucket ``k`` and finite ``hi = edges[k + 1]``, every ``t`` of such a run is finite and in
+    bucket ``k``; a non-finite ``v`` shows in the run's sum (see ``_trapezoid_pass``). ``v`` is not read
+    here, so the sweep streams only ``t`` and ``good``.
+    """
+    first = uint64(a)
+    plain = m
+    for j in range(m):  # the first pair that is not plain, as a branch-free min
+        i0 = first + uint64(j)
+        i1 = i0 + uint64(1)
+        stop = _not_plain_pair(good[i1], t[i1], t[i1] - t[i0], gap_limit, hi)
+        plain = min(plain, j if stop else m)
+    return plain
+
+
+@njit(cache=True, error_model="numpy")
+def _trapezoid_pass(
+    t: np.ndarray,
+    v: np.ndarray,
+    good: np.ndarray,
+    edges: np.ndarray,
+    gap_limit: float,
+    scale: float,
+    out_qty: np.ndarray,
+    out_cov: np.ndarray,
+) -> bool:
+    """The trapezoid pass; False (and stopped) where ``t`` decreases."""
+    n = t.shape[0]
+    if n == 0:
+        return True
+    nb = edges.shape[0] - 1
+    k = -1  # bucket pointer, placed by the first pair that counts (not by t[0], which may be NaN)
+    lo = np.inf  # [lo, hi] = edges of bucket k while acc_* hold out_*[k]; empty otherwise
+    hi = -np.inf
+    acc_q = 0.0
+    acc_c = 0.0
+    ok0 = _usable(good[0], t[0], v[0])  # is reading i - 1 usable
+    i = 1  # the pair at hand is (i - 1, i)
+    runs_from = 0  # no run is tried before this pair (after a run whose sum was not finite)
+    while i < n:
+        if ok0 and i >= runs_from and t[i - 1] >= lo and hi < np.inf:
+            want = min(_RUN, n - i)
+            got = _plain_pairs(t, good, i - 1, want, gap_limit, hi)
+            run_q = acc_q
+            run_c = acc_c
+            first = uint64(i - 1)
+            for j in range(got):
+                i0 = first + uint64(j)
+                i1 = i0 + uint64(1)
+                dt = t[i1] - t[i0]
+                run_q += 0.5 * (v[i0] + v[i1]) * dt * scale
+                run_c += dt
+            if abs(run_q) < np.inf:
+                acc_q = run_q
+                acc_c = run_c
+                i += got
+                if got == want:
+                    continue
+            else:  # a non-finite v (or an overflow): let the general rules take these pairs one by one
+                runs_from = i + got
+        # pair (i - 1, i) is not part of a run: the general rules
+        t0 = t[i - 1]
+        v0 = v[i - 1]
+        t1 = t[i]
+        v1 = v[i]
+        if t1 < t0:
+            return False
+        ok1 = _usable(good[i], t1, v1)
+        if ok0 and ok1:
+            dt = t1 - t0
+            if dt > 0.0 and not dt > gap_limit:
+                if t0 >= lo and t1 <= hi:
+                    acc_q += 0.5 * (v0 + v1) * dt * scale
+                    acc_c += dt
+                else:
+                    if k < 0:
+                        k = _start_bucket(edges, t0)
+                    elif k < nb:
+                        out_qty[k] = acc_q
+                        out_cov[k] = acc_c
+                    k = _split_trapezoid(edges, k, t0, v0, t1, v1, scale, out_qty, out_cov)
+                    if k < nb:
+                        lo = edges[k]
+                        hi = edges[k + 1]
+                        acc_q = out_qty[k]
+                        acc_c = out_cov[k]
+                    else:
+                        lo = np.inf
+                        hi = -np.inf
+        ok0 = ok1
+        i += 1
+    if 0 <= k < nb:
+        out_qty[k] = acc_q
+        out_cov[k] = acc_c
+    return True
+
+
+@njit(cache=True, error_model="numpy")
 def _trapezoid(
     t: np.ndarray,
     v: np.ndarray,
@@ -170,37 +464,15 @@ def _trapezoid(
 ) -> None:
     """Trapezoid integral × ``scale`` per bucket, split exactly at edges; see ``rate_integral``."""
     _check(t, v, good, edges, out_qty, out_cov)
-    n = t.shape[0]
-    if n == 0:
-        return
-    nb = edges.shape[0] - 1
-    k = _start_bucket(edges, t[0])
-    for i in range(1, n):
-        if not (_usable(good[i - 1], t[i - 1], v[i - 1]) and _usable(good[i], t[i], v[i])):
-            continue
-        t0 = t[i - 1]
-        t1 = t[i]
-        dt = t1 - t0
-        if not dt > 0.0 or dt > gap_limit:
-            continue
-        v0 = v[i - 1]
-        v1 = v[i]
-        while k < nb and edges[k + 1] <= t0:
-            k += 1
-        while k < nb and edges[k] < t1:
-            lo = max(t0, edges[k])
-            hi = min(t1, edges[k + 1])
-            if hi > lo:
-                r_lo = _interp(t0, v0, t1, v1, lo)
-                r_hi = _interp(t0, v0, t1, v1, hi)
-                out_qty[k] += 0.5 * (r_lo + r_hi) * (hi - lo) * scale
-                out_cov[k] += hi - lo
-            if edges[k + 1] >= t1:
-                break
-            k += 1
+    qty = out_qty.copy()
+    cov = out_cov.copy()
+    if not _trapezoid_pass(t, v, good, edges, gap_limit, scale, qty, cov):
+        _unsorted()
+    out_qty[:] = qty
+    out_cov[:] = cov
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rate_integral(
     t: np.ndarray,
     v: np.ndarray,
@@ -217,14 +489,16 @@ def rate_integral(
     edges (the rate at an edge is linearly interpolated), and gaps over a limit count as missing, not zero:
     a pair with ``dt > gap_limit`` (pass ``np.inf`` for no limit) or a bad endpoint adds neither quantity nor
     coverage, so the coverage tells the KPI layer how much of the bucket is real. This is the same split as
-    InfluxDB's ``integral()`` grouped by time (stack notes). Chunking contract: see the module docstring.
+    InfluxDB 1.6's ``integral()`` grouped by time, except for a pair spanning a whole bucket, which InfluxDB
+    splits at its first edge only (``tests/kpi/test_influx_integral_oracle.py``). Chunking contract: see the
+    module docstring.
     """
     if not rate_seconds > 0.0:
         raise ValueError("rate_seconds must be > 0")
     _trapezoid(t, v, good, edges, gap_limit, 1.0 / rate_seconds, out_qty, out_cov)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def analog_time_weighted(
     t: np.ndarray,
     v: np.ndarray,
@@ -243,10 +517,18 @@ def analog_time_weighted(
     _trapezoid(t, v, good, edges, gap_limit, 1.0, out_sum, out_cov)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _check_multi(
-    t: np.ndarray, starts: np.ndarray, params: np.ndarray, out_a: np.ndarray, out_b: np.ndarray
+    t: np.ndarray,
+    v: np.ndarray,
+    good: np.ndarray,
+    starts: np.ndarray,
+    edges: np.ndarray,
+    params: np.ndarray,
+    out_a: np.ndarray,
+    out_b: np.ndarray,
 ) -> None:
+    """The single-channel checks, once per batch (``edges`` is not re-read per channel)."""
     n_ch = starts.shape[0] - 1
     if n_ch < 0 or starts[0] != 0 or starts[n_ch] != t.shape[0]:
         raise ValueError("starts must run from 0 to len(t) with n_channels + 1 entries")
@@ -255,9 +537,10 @@ def _check_multi(
             raise ValueError("starts must be non-decreasing")
     if params.shape[0] != n_ch or out_a.shape[0] != n_ch or out_b.shape[0] != n_ch:
         raise ValueError("per-channel parameters and output rows must have n_channels entries")
+    _check(t, v, good, edges, out_a, out_b)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def multi_channel_totaliser_increments(
     t: np.ndarray,
     v: np.ndarray,
@@ -274,21 +557,26 @@ def multi_channel_totaliser_increments(
     Channel ``c`` owns readings ``[starts[c], starts[c + 1])`` of the concatenated ``t, v, good``, parameters
     ``rollover[c], max_rate[c]`` and output rows ``out_qty[c], out_cov[c]`` (shape n_channels × n_buckets).
     """
-    _check_multi(t, starts, rollover, out_qty, out_cov)
+    _check_multi(t, v, good, starts, edges, rollover, out_qty, out_cov)
     if max_rate.shape[0] != rollover.shape[0]:
         raise ValueError("rollover and max_rate must have n_channels entries")
     n_ch = starts.shape[0] - 1
     counts = np.zeros((n_ch, 3), dtype=np.int64)
+    qty = out_qty.copy()
+    cov = out_cov.copy()
     for c in range(n_ch):
         a = starts[c]
         b = starts[c + 1]
-        counts[c] = totaliser_increments(
-            t[a:b], v[a:b], good[a:b], edges, rollover[c], max_rate[c], out_qty[c], out_cov[c]
-        )
+        if not _totalise(
+            t[a:b], v[a:b], good[a:b], edges, rollover[c], max_rate[c], qty[c], cov[c], counts[c]
+        ):
+            _unsorted()
+    out_qty[:] = qty
+    out_cov[:] = cov
     return counts
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def multi_channel_rate_integral(
     t: np.ndarray,
     v: np.ndarray,
@@ -301,16 +589,25 @@ def multi_channel_rate_integral(
     out_cov: np.ndarray,
 ) -> None:
     """``rate_integral`` for many channels in one call; layout as ``multi_channel_totaliser_increments``."""
-    _check_multi(t, starts, gap_limit, out_qty, out_cov)
+    _check_multi(t, v, good, starts, edges, gap_limit, out_qty, out_cov)
     if rate_seconds.shape[0] != gap_limit.shape[0]:
         raise ValueError("gap_limit and rate_seconds must have n_channels entries")
     for c in range(starts.shape[0] - 1):
+        if not rate_seconds[c] > 0.0:
+            raise ValueError("rate_seconds must be > 0")
+    qty = out_qty.copy()
+    cov = out_cov.copy()
+    for c in range(starts.shape[0] - 1):
         a = starts[c]
         b = starts[c + 1]
-        rate_integral(t[a:b], v[a:b], good[a:b], edges, gap_limit[c], rate_seconds[c], out_qty[c], out_cov[c])
+        scale = 1.0 / rate_seconds[c]
+        if not _trapezoid_pass(t[a:b], v[a:b], good[a:b], edges, gap_limit[c], scale, qty[c], cov[c]):
+            _unsorted()
+    out_qty[:] = qty
+    out_cov[:] = cov
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def multi_channel_analog_time_weighted(
     t: np.ndarray,
     v: np.ndarray,
@@ -322,8 +619,13 @@ def multi_channel_analog_time_weighted(
     out_cov: np.ndarray,
 ) -> None:
     """``analog_time_weighted`` for many channels in one call; layout as in the totaliser batch API."""
-    _check_multi(t, starts, gap_limit, out_sum, out_cov)
+    _check_multi(t, v, good, starts, edges, gap_limit, out_sum, out_cov)
+    total = out_sum.copy()
+    cov = out_cov.copy()
     for c in range(starts.shape[0] - 1):
         a = starts[c]
         b = starts[c + 1]
-        analog_time_weighted(t[a:b], v[a:b], good[a:b], edges, gap_limit[c], out_sum[c], out_cov[c])
+        if not _trapezoid_pass(t[a:b], v[a:b], good[a:b], edges, gap_limit[c], 1.0, total[c], cov[c]):
+            _unsorted()
+    out_sum[:] = total
+    out_cov[:] = cov

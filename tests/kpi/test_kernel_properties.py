@@ -1,18 +1,30 @@
-"""Hypothesis properties of the increment kernels: chunking, telescoping totals, exact integrals."""
+"""Hypothesis properties of the increment kernels: chunking, telescoping totals, exact integrals, and
+bit-for-bit agreement with a plain per-pair reference implementation.
+
+The kernels take a fast path for runs of up to 64 plain pairs inside one bucket, so the long-series
+strategy below makes buckets of hundreds of one-second readings with bad readings, NaN/inf values,
+equal times, gaps, rollovers, resets and implausible jumps sprinkled in: both paths and every switch
+between them are exercised, and must give exactly what the per-pair rules give.
+"""
 
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpi.kernels import (
+    REJECTED,
     RESETS,
     ROLLOVERS,
     analog_time_weighted,
     carry_over_index,
+    multi_channel_analog_time_weighted,
+    multi_channel_rate_integral,
+    multi_channel_totaliser_increments,
     rate_integral,
     totaliser_increments,
 )
@@ -177,3 +189,215 @@ def test_totaliser_buckets_follow_the_linearly_interpolated_counter(data):
     hi = np.clip(edges[1:], t[0], t[-1])
     expected = np.interp(hi, t, unwrapped) - np.interp(lo, t, unwrapped)
     np.testing.assert_allclose(q, expected, rtol=1e-9, atol=1e-6)
+
+
+# --- long series: the run fast path against a per-pair reference ------------------------------------
+
+MAX_RATE = 5.0  # counter units per second
+GAP_LIMIT = 30.0
+
+
+@st.composite
+def long_series(draw, n_max: int = 700):
+    """Mostly plain one-second readings (runs of far more than 64 pairs per bucket) with every kind of
+    irregularity at a drawn density, from a seeded generator (hypothesis draws the seed and the mix)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(0, n_max))
+    odd = draw(st.sampled_from([0.0, 0.002, 0.01, 0.05]))  # density of each kind of irregularity
+    dt = rng.uniform(0.5, 1.5, n) if draw(st.booleans()) else np.ones(n)
+    dt[rng.random(n) < odd] = 0.0  # equal times
+    gaps = rng.random(n) < odd
+    dt[gaps] += rng.uniform(GAP_LIMIT, 400.0, gaps.sum())
+    t = 1_000_000.0 + np.cumsum(dt)
+    if draw(st.booleans()):
+        t = np.round(t * 1000.0) / 1000.0  # millisecond timestamps: edges and readings coincide
+    steps = rng.uniform(0.0, 3.0, n)
+    jumps = rng.random(n) < odd
+    steps[jumps] = rng.uniform(-600.0, 600.0, jumps.sum())  # resets, and jumps over MAX_RATE
+    counter = np.mod(500.0 + np.cumsum(steps), ROLLOVER)
+    rate = rng.uniform(-50.0, 500.0, n)
+    good = (rng.random(n) >= odd).astype(np.uint8)
+    good[(rng.random(n) < odd) & (good == 1)] = 7  # any non-zero flag is good
+    for values in (counter, rate):
+        for bad in (np.nan, np.inf, -np.inf):
+            values[rng.random(n) < odd / 3] = bad
+        values[rng.random(n) < odd / 10] = 1e308  # finite, but a run's sum overflows
+    t[rng.random(n) < odd / 3] = np.nan  # a NaN time passes the sortedness check: a bad reading
+    lo = 1_000_000.0 + rng.uniform(-100.0, 100.0)
+    width = draw(st.sampled_from([7.0, 60.0, 100.0, 300.0, 900.0]))
+    span = max(float(np.nanmax(t)) - lo, 0.0) if n and not np.isnan(t).all() else 0.0
+    edges = lo + width * np.arange(min(int(span / width) + 3, 40))
+    if draw(st.integers(0, 9)) == 0:
+        edges[-1] = np.inf
+    return t, counter, rate, good, edges
+
+
+def reference_totaliser(t, v, good, edges, rollover, max_rate):
+    """The totaliser rules pair by pair, over every bucket: slow and plainly right."""
+    edges = edges.tolist()  # Python floats: the same IEEE arithmetic, and overflow to inf without warnings
+    nb = len(edges) - 1
+    qty, cov, counts = [0.0] * nb, [0.0] * nb, [0, 0, 0]
+    usable = [i for i in range(len(t)) if good[i] != 0 and np.isfinite(t[i]) and np.isfinite(v[i])]
+    for a, b in itertools.pairwise(usable):
+        t0, t1 = float(t[a]), float(t[b])
+        dt, delta = t1 - t0, float(v[b]) - float(v[a])
+        if delta < 0.0:
+            if rollover > 0.0 and (max_rate <= 0.0 or delta + rollover <= max_rate * dt):
+                counts[ROLLOVERS] += 1
+                delta += rollover
+            else:
+                counts[RESETS] += 1
+                continue
+        if max_rate > 0.0 and delta > max_rate * dt:
+            counts[REJECTED] += 1
+            continue
+        for k in range(nb):
+            if dt > 0.0:
+                lo, hi = max(t0, edges[k]), min(t1, edges[k + 1])
+                if hi > lo:
+                    qty[k] += delta * ((hi - lo) / dt)
+                    cov[k] += hi - lo
+            elif edges[k] <= t1 < edges[k + 1]:
+                qty[k] += delta
+    return np.array(qty), np.array(cov), np.array(counts)
+
+
+def reference_trapezoid(t, v, good, edges, gap_limit, scale):
+    """The trapezoid rules pair by pair, over every bucket, the value at an edge linearly interpolated."""
+    edges = edges.tolist()
+    nb = len(edges) - 1
+    qty, cov = [0.0] * nb, [0.0] * nb
+    for a in range(len(t) - 1):
+        b = a + 1
+        if not all(good[i] != 0 and np.isfinite(t[i]) and np.isfinite(v[i]) for i in (a, b)):
+            continue
+        t0, t1, v0, v1 = float(t[a]), float(t[b]), float(v[a]), float(v[b])
+        dt = t1 - t0
+        if not dt > 0.0 or dt > gap_limit:
+            continue
+        for k in range(nb):
+            lo, hi = max(t0, edges[k]), min(t1, edges[k + 1])
+            if hi > lo:
+                r_lo = v0 + (v1 - v0) * ((lo - t0) / dt) if lo > t0 else v0
+                r_hi = v0 + (v1 - v0) * ((hi - t0) / dt) if hi < t1 else v1
+                qty[k] += 0.5 * (r_lo + r_hi) * (hi - lo) * scale
+                cov[k] += hi - lo
+    return np.array(qty), np.array(cov)
+
+
+def kernel(kind: str, t, v, good, edges, out_qty, out_cov, rollover=ROLLOVER, max_rate=MAX_RATE):
+    if kind == "totaliser":
+        return totaliser_increments(t, v, good, edges, rollover, max_rate, out_qty, out_cov)
+    if kind == "rate":
+        rate_integral(t, v, good, edges, GAP_LIMIT, 3600.0, out_qty, out_cov)
+    else:
+        analog_time_weighted(t, v, good, edges, GAP_LIMIT, out_qty, out_cov)
+    return None
+
+
+def values_for(kind: str, counter: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    return counter if kind == "totaliser" else rate
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    readings=long_series(),
+    kind=st.sampled_from(["totaliser", "rate", "analog"]),
+    rollover=st.sampled_from([0.0, ROLLOVER]),
+    max_rate=st.sampled_from([0.0, MAX_RATE]),  # 0: no limit, so +inf and overflowing deltas reach a run
+)
+def test_kernels_equal_the_per_pair_rules_bit_for_bit(readings, kind, rollover, max_rate):
+    # Same IEEE operations in the same order per bucket: equal to the last bit, NaN and inf included.
+    t, counter, rate, good, edges = readings
+    v = values_for(kind, counter, rate)
+    q = np.zeros(edges.size - 1)
+    c = np.zeros(edges.size - 1)
+    counts = kernel(kind, t, v, good, edges, q, c, rollover, max_rate)
+    if kind == "totaliser":
+        q_ref, c_ref, counts_ref = reference_totaliser(t, v, good, edges, rollover, max_rate)
+        assert counts.tolist() == counts_ref.tolist()
+    else:
+        scale = 1.0 / 3600.0 if kind == "rate" else 1.0
+        q_ref, c_ref = reference_trapezoid(t, v, good, edges, GAP_LIMIT, scale)
+    assert np.array_equal(q, q_ref, equal_nan=True), np.flatnonzero(q != q_ref)
+    assert np.array_equal(c, c_ref, equal_nan=True), np.flatnonzero(c != c_ref)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), kind=st.sampled_from(["totaliser", "rate", "analog"]))
+def test_long_series_in_chunks_into_shared_outputs_are_bit_identical(data, kind):
+    t, counter, rate, good, edges = data.draw(long_series())
+    v = values_for(kind, counter, rate)
+    max_rate = data.draw(st.sampled_from([0.0, MAX_RATE]))
+    q1, c1 = np.zeros(edges.size - 1), np.zeros(edges.size - 1)
+    counts1 = kernel(kind, t, v, good, edges, q1, c1, ROLLOVER, max_rate)
+    cuts = sorted(data.draw(st.lists(st.integers(0, max(t.size - 1, 0)), max_size=4)))
+    q2, c2 = np.zeros_like(q1), np.zeros_like(c1)
+    counts2 = np.zeros(3, np.int64)
+    begin = 0
+    for cut in [*cuts, t.size - 1]:
+        if cut < begin:
+            continue
+        chunk = slice(begin, cut + 1)
+        counts = kernel(kind, t[chunk], v[chunk], good[chunk], edges, q2, c2, ROLLOVER, max_rate)
+        if counts is not None:
+            counts2 += counts
+        carried = carry_over_index(t[chunk], v[chunk], good[chunk])
+        begin = begin + carried if carried >= 0 else cut + 1
+    assert np.array_equal(q1, q2, equal_nan=True)
+    assert np.array_equal(c1, c2, equal_nan=True)
+    if counts1 is not None:
+        assert counts1.tolist() == counts2.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    channels=st.lists(long_series(n_max=300), max_size=4),
+    kind=st.sampled_from(["totaliser", "rate", "analog"]),
+)
+def test_batch_api_equals_one_call_per_channel(channels, kind):
+    edges = channels[0][4] if channels else np.array([0.0, 1.0])
+    parts = [(t, values_for(kind, counter, rate), good) for t, counter, rate, good, _ in channels]
+    t = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+    v = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
+    good = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.uint8)
+    starts = np.concatenate([[0], np.cumsum([p[0].size for p in parts])]).astype(np.int64)
+    n_ch, nb = len(parts), edges.size - 1
+    q, c = np.zeros((n_ch, nb)), np.zeros((n_ch, nb))
+    if kind == "totaliser":
+        counts = multi_channel_totaliser_increments(
+            t, v, good, starts, edges, np.full(n_ch, ROLLOVER), np.full(n_ch, MAX_RATE), q, c
+        )
+    elif kind == "rate":
+        multi_channel_rate_integral(
+            t, v, good, starts, edges, np.full(n_ch, GAP_LIMIT), np.full(n_ch, 3600.0), q, c
+        )
+    else:
+        multi_channel_analog_time_weighted(t, v, good, starts, edges, np.full(n_ch, GAP_LIMIT), q, c)
+    for ch, (t_c, v_c, good_c) in enumerate(parts):
+        q1, c1 = np.zeros(nb), np.zeros(nb)
+        one = kernel(kind, t_c, v_c, good_c, edges, q1, c1)
+        assert np.array_equal(q[ch], q1, equal_nan=True) and np.array_equal(c[ch], c1, equal_nan=True)
+        if kind == "totaliser":
+            assert counts[ch].tolist() == one.tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), kind=st.sampled_from(["totaliser", "rate", "analog"]))
+def test_any_decrease_of_t_raises_and_leaves_the_outputs_untouched(data, kind):
+    # Sortedness is checked inside the pass (in runs and by the general rules), on copies of the outputs.
+    t, counter, rate, good, edges = data.draw(long_series())
+    finite = np.flatnonzero(np.isfinite(t))
+    if finite.size < 2:
+        return
+    at = data.draw(st.sampled_from(finite[1:].tolist()))
+    before = t[:at][np.isfinite(t[:at])]
+    t[at] = before[-1] - data.draw(st.sampled_from([1e-3, 1.0, 500.0]))
+    if at > 0 and np.isnan(t[at - 1]):
+        return  # a NaN hides the decrease from every comparison, as the contract allows
+    v = values_for(kind, counter, rate)
+    q = np.full(edges.size - 1, 3.0)
+    c = np.full(edges.size - 1, 4.0)
+    with pytest.raises(ValueError, match="sorted"):
+        kernel(kind, t, v, good, edges, q, c)
+    assert (q == 3.0).all() and (c == 4.0).all()

@@ -210,3 +210,62 @@ def test_multi_channel_rejects_inconsistent_offsets():
             t, t, np.ones(2, np.uint8), np.array([0, 1], np.int64), np.array([0.0, 1.0]),
             np.ones(1), np.ones(1), np.zeros((1, 1)), np.zeros((1, 1)),
         )  # fmt: skip
+
+
+def test_a_nan_first_timestamp_is_one_bad_reading_not_the_end_of_the_series():
+    # The NaN reading is bad: pairs 0..100 and 100..200 s count, 10 × 100 each (the pointer is placed by
+    # the first pair that counts; it was once placed by t[0] and a NaN there lost the whole series).
+    q, c = integrate([np.nan, 0.0, 100.0, 200.0], [1.0, 10.0, 10.0, 10.0], None, [0.0, 100.0, 200.0])
+    assert q.tolist() == [1000.0, 1000.0] and c.tolist() == [100.0, 100.0]
+
+
+def test_a_decrease_deep_inside_a_run_raises_and_leaves_every_output_untouched():
+    # 1000 one-second readings in one bucket (runs of 64 plain pairs), t steps back once at reading 700.
+    t = np.arange(1000.0)
+    t[700] = 650.5
+    v = np.arange(1000.0)
+    good = np.ones(1000, np.uint8)
+    edges = np.array([0.0, 2000.0])
+    starts = np.array([0, 500, 1000], np.int64)
+    calls = [
+        lambda q, c: totaliser_increments(t, v, good, edges, 0.0, 0.0, q[0], c[0]),
+        lambda q, c: rate_integral(t, v, good, edges, np.inf, 3600.0, q[0], c[0]),
+        lambda q, c: analog_time_weighted(t, v, good, edges, np.inf, q[0], c[0]),
+        lambda q, c: multi_channel_totaliser_increments(
+            t, v, good, starts, edges, np.zeros(2), np.zeros(2), q, c
+        ),
+        lambda q, c: multi_channel_rate_integral(
+            t, v, good, starts, edges, np.full(2, np.inf), np.ones(2), q, c
+        ),
+        lambda q, c: multi_channel_analog_time_weighted(t, v, good, starts, edges, np.full(2, np.inf), q, c),
+    ]
+    for call in calls:
+        q, c = np.full((2, 1), 3.0), np.full((2, 1), 4.0)
+        with pytest.raises(ValueError, match="sorted"):
+            call(q, c)
+        assert (q == 3.0).all() and (c == 4.0).all()
+
+
+def test_a_non_finite_value_inside_a_run_is_a_bad_reading():
+    # 200 readings of 10 kW in one bucket, reading 100 is +inf: pairs 99..100 and 100..101 do not count.
+    t = np.arange(200.0)
+    v = np.full(200, 10.0)
+    v[100] = np.inf
+    q, c = integrate(t.tolist(), v.tolist(), None, [0.0, 1000.0])
+    assert q.tolist() == [10.0 * 197] and c.tolist() == [197.0]
+    # a counter without rate limit: the +inf reading is skipped, 99 → 101 pairs across it
+    counter = np.arange(200.0)
+    counter[100] = np.inf
+    q, c, _ = totalise(t.tolist(), counter.tolist(), None, [0.0, 1000.0])
+    assert q.tolist() == [199.0] and c.tolist() == [199.0]
+
+
+def test_benchmark_baselines_agree_with_the_kernels():
+    # The numpy and pandas implementations in benchmarks/kpi_kernels.py follow the same rules by other
+    # means (cumulative/segment sums, edges inserted as rows): an independent check of the kernels, and
+    # of the baselines whose speed the benchmark compares with theirs.
+    from benchmarks import kpi_kernels as bench
+
+    for w in (bench.workload("one", 1, 30_000), bench.workload("batch", 7, 4_000)):
+        for kind in bench.KINDS.values():
+            kind.check_baselines(w)
