@@ -9,8 +9,9 @@ The outbox is also where a batch's identity comes from: the ``epoch`` (a random 
 is created) and ``seq`` (persisted, strictly increasing, never reused even after acks or drops). With the
 agent id they let the collector de-duplicate replays across outages and restarts.
 
-It is bounded by bytes and by age; beyond either limit the oldest batches are dropped, counted (persistently)
-and logged, because on a gateway a full disk is worse than a known gap.
+It is bounded by bytes and by age; beyond either limit the oldest batches are dropped, counted (persistently,
+by reason) and logged, because on a gateway a full disk is worse than a known gap. Both bounds are enforced
+on append, walking from the oldest seq, so a large outbox never costs a table scan per batch.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, created REAL NOT NULL, payload BLOB NOT NULL);
 """
+
+
+#: Why batches were dropped; each reason has a persistent counter in the meta table.
+DROP_REASONS = ("max_bytes", "max_age")
+#: Seconds between "outbox full" warnings while drops go on; each sums up the drops since the previous one.
+DROP_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +66,16 @@ class Outbox:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (uuid.uuid4().hex,))
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('next_seq', '0')")
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('dropped', '0')")
+            for reason in DROP_REASONS:
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES (?, '0')", (f"dropped_{reason}",))
         self.epoch = self._meta("epoch")
-        self._bytes = self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM batches").fetchone()[0]
+        self._dropped = {reason: int(self._meta(f"dropped_{reason}")) for reason in DROP_REASONS}
+        self._dropped_total = int(self._meta("dropped"))  # older files counted drops without reasons
+        self._unlogged: dict[str, tuple[int, int, int]] = {}  # reason → (count, first seq, last seq)
+        self._logged_at = -DROP_LOG_INTERVAL_S
+        self._count, self._bytes = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM batches"
+        ).fetchone()
 
     def append(self, encode: Callable[[int], bytes], now: float | None = None) -> int:
         """Store the payload ``encode(seq)`` under the next seq, durably, and return that seq.
@@ -73,8 +88,9 @@ class Outbox:
             payload = encode(seq)
             self._db.execute("INSERT INTO batches VALUES (?, ?, ?)", (seq, created, payload))
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(seq + 1),))
+            self._count += 1
             self._bytes += len(payload)
-            self._enforce_bounds(created)
+            self._enforce_bounds(seq, created)
         return seq
 
     def pending(self, limit: int = 100, after: int = -1) -> list[Entry]:
@@ -92,11 +108,11 @@ class Outbox:
                 "DELETE FROM batches WHERE seq = ? RETURNING LENGTH(payload)", (seq,)
             ).fetchone()
             if row is not None:
+                self._count -= 1
                 self._bytes -= row[0]
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
+        return self._count
 
     @property
     def bytes(self) -> int:
@@ -105,46 +121,76 @@ class Outbox:
     @property
     def dropped(self) -> int:
         """Batches dropped by the size/age bounds since the outbox was created."""
+        return self._dropped_total
+
+    def dropped_by_reason(self) -> dict[str, int]:
+        """Dropped batches per reason (``max_bytes``, ``max_age``) since the outbox was created."""
+        return dict(self._dropped)
+
+    def oldest_created(self) -> float | None:
+        """Unix time the oldest stored batch was made, or None when the outbox is empty."""
         with self._lock:
-            return int(self._meta("dropped"))
+            row = self._db.execute("SELECT created FROM batches ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else row[0]
 
     def close(self) -> None:
         with self._lock:
+            self._log_drops()
             self._db.close()
 
-    def _enforce_bounds(self, now: float) -> None:
+    def _enforce_bounds(self, newest: int, now: float) -> None:
         """Drop the oldest batches beyond the age or size bound (caller holds the lock and a transaction).
 
-        The newest batch is always kept, even when it alone exceeds ``max_bytes``.
+        Both walk from the smallest seq (the primary key, so no table scan) and stop at the first batch within
+        bounds; the newest batch (``newest``) is always kept, even when it alone exceeds ``max_bytes``. Seq
+        order is creation order unless the wall clock stepped back, in which case a few batches may outlive
+        ``max_age_s`` until the ones before them go.
         """
-        dropped = self._db.execute(
-            "DELETE FROM batches WHERE created < ? AND seq < (SELECT MAX(seq) FROM batches) "
-            "RETURNING seq, LENGTH(payload)",
-            (now - self.max_age_s,),
-        ).fetchall()
-        while self._bytes - sum(size for _, size in dropped) > self.max_bytes:
-            row = self._db.execute(
-                "DELETE FROM batches WHERE seq = (SELECT MIN(seq) FROM batches) "
-                "AND seq < (SELECT MAX(seq) FROM batches) RETURNING seq, LENGTH(payload)"
+        dropped: dict[str, list[int]] = {}
+        while self._count > 1:
+            seq, created, size = self._db.execute(
+                "SELECT seq, created, LENGTH(payload) FROM batches ORDER BY seq LIMIT 1"
             ).fetchone()
-            if row is None:
+            if seq == newest:
                 break
-            dropped.append(row)
-        if not dropped:
-            return
-        self._bytes -= sum(size for _, size in dropped)
-        total = int(self._meta("dropped")) + len(dropped)
-        self._db.execute("UPDATE meta SET value = ? WHERE key = 'dropped'", (str(total),))
-        seqs = sorted(seq for seq, _ in dropped)
-        log.warning(
-            "outbox full: dropped oldest batches",
-            count=len(dropped),
-            first_seq=seqs[0],
-            last_seq=seqs[-1],
-            dropped_total=total,
-            max_bytes=self.max_bytes,
-            max_age_s=self.max_age_s,
-        )
+            if created < now - self.max_age_s:
+                reason = "max_age"
+            elif self._bytes > self.max_bytes:
+                reason = "max_bytes"
+            else:
+                break
+            self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+            self._count -= 1
+            self._bytes -= size
+            dropped.setdefault(reason, []).append(seq)
+        for reason, seqs in dropped.items():
+            self._dropped[reason] += len(seqs)
+            self._dropped_total += len(seqs)
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE key = ?", (str(self._dropped[reason]), f"dropped_{reason}")
+            )
+            count, first, _ = self._unlogged.get(reason, (0, seqs[0], 0))
+            self._unlogged[reason] = (count + len(seqs), first, seqs[-1])
+        if dropped:
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'dropped'", (str(self.dropped),))
+            if time.monotonic() - self._logged_at >= DROP_LOG_INTERVAL_S:
+                self._log_drops()
+
+    def _log_drops(self) -> None:
+        """One warning per reason for the drops since the last one (at the bound, each append drops one)."""
+        for reason, (count, first, last) in self._unlogged.items():
+            log.warning(
+                "outbox full: dropped oldest batches",
+                reason=reason,
+                count=count,
+                first_seq=first,
+                last_seq=last,
+                dropped_total=self.dropped,
+                max_bytes=self.max_bytes,
+                max_age_s=self.max_age_s,
+            )
+        self._unlogged.clear()
+        self._logged_at = time.monotonic()
 
     def _meta(self, key: str) -> str:
         return self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]

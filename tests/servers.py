@@ -8,13 +8,14 @@ services (Mosquitto on 1883 and the rest) are never touched. The binaries come f
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -68,18 +69,28 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 @dataclass
 class Mosquitto:
-    """A Mosquitto broker of the test's own; ``restart()`` keeps its port and persistence file."""
+    """A Mosquitto broker of the test's own; ``restart()`` keeps its port and persistence file.
+
+    ``listener_options`` go under the listener (TLS settings); ``options`` are global lines (passwords, ACLs).
+    """
 
     port: int
     workdir: Path
     proc: subprocess.Popen | None = None
+    listener_options: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=lambda: ["allow_anonymous true"])
 
     def config(self) -> str:
         # Zero-loss settings for a slow subscriber (stack notes: the default 1000-message queue drops).
+        # Started as root, Mosquitto would switch to the user "mosquitto", which cannot read the test's
+        # private tmp folder: password files, certificates and the persistence file (sessions across
+        # restart()) would fail. "user root" keeps it as root; as any other user the line has no effect.
         return "\n".join(
             [
+                *(["user root"] if os.geteuid() == 0 else []),
+                *self.options,
                 f"listener {self.port} 127.0.0.1",
-                "allow_anonymous true",
+                *self.listener_options,
                 "persistence true",
                 f"persistence_location {self.workdir}/",
                 "max_queued_messages 0",
@@ -111,14 +122,125 @@ class Mosquitto:
 
 
 @contextlib.contextmanager
-def mosquitto(workdir: Path) -> Iterator[Mosquitto]:
+def mosquitto(
+    workdir: Path, listener_options: list[str] | None = None, options: list[str] | None = None
+) -> Iterator[Mosquitto]:
     workdir.mkdir(parents=True, exist_ok=True)
     broker = Mosquitto(free_port(), workdir)
+    if listener_options is not None:
+        broker.listener_options = listener_options
+    if options is not None:
+        broker.options = options
     broker.start()
     try:
         yield broker
     finally:
         broker.stop()
+
+
+@dataclass(frozen=True)
+class Pki:
+    """PEM files for TLS tests: a CA, a broker certificate for 127.0.0.1/localhost, a client, a foreign CA."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path
+
+    def tls_listener(self) -> list[str]:
+        """Mosquitto listener lines: TLS with this PKI, client certificates required (mutual TLS)."""
+        return [
+            f"cafile {self.ca}",
+            f"certfile {self.server_cert}",
+            f"keyfile {self.server_key}",
+            "require_certificate true",
+        ]
+
+
+def make_pki(folder: Path) -> Pki:
+    """A throw-away PKI made with ``cryptography`` (an asyncua dependency, so always in the agent's venv)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def write_key(name: str) -> ec.EllipticCurvePrivateKey:
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        (folder / f"{name}.key").write_bytes(pem)
+        return key
+
+    def write_cert(name: str, cert: x509.Certificate) -> Path:
+        path = folder / f"{name}.pem"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    def builder(subject: str, issuer: str, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+        )
+
+    def make_ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, Path]:
+        key = write_key(name)
+        cert = (
+            builder(f"kilnwatch test {name}", f"kilnwatch test {name}", key)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return key, write_cert(name, cert)
+
+    def make_leaf(name: str, ca_key: ec.EllipticCurvePrivateKey, usage: x509.ObjectIdentifier) -> Path:
+        key = write_key(name)
+        leaf = builder(name, "kilnwatch test ca", key).add_extension(
+            x509.ExtendedKeyUsage([usage]), critical=False
+        )
+        if usage == ExtendedKeyUsageOID.SERVER_AUTH:
+            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            leaf = leaf.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return write_cert(name, leaf.sign(ca_key, hashes.SHA256()))
+
+    ca_key, ca = make_ca("ca")
+    _, other_ca = make_ca("other-ca")
+    return Pki(
+        ca=ca,
+        server_cert=make_leaf("server", ca_key, ExtendedKeyUsageOID.SERVER_AUTH),
+        server_key=folder / "server.key",
+        client_cert=make_leaf("client", ca_key, ExtendedKeyUsageOID.CLIENT_AUTH),
+        client_key=folder / "client.key",
+        other_ca=other_ca,
+    )
+
+
+def password_file(folder: Path, users: dict[str, str]) -> Path:
+    """A Mosquitto password file made by ``mosquitto_passwd`` (hashes are the broker's own format)."""
+    path = folder / "passwords"
+    path.write_text("")
+    for user, password in users.items():
+        subprocess.run(
+            [binary("mosquitto_passwd", "mosquitto"), "-b", str(path), user, password],
+            check=True,
+            capture_output=True,
+        )
+    return path
 
 
 @dataclass

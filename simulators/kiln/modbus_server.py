@@ -7,14 +7,18 @@ FC04, the rest FC03) and reads of the other table get "illegal address", as a re
 
 Registers are encoded on demand: every read first asks ``state()`` for the line at that instant and rewrites
 the unit's table, so a value is never older than the request. Registers are read-only.
+
+The same meters can be served with RTU framing, over TCP (``framer=FramerType.RTU``, as behind a serial-to-TCP
+gateway) or on a serial port (``start_modbus_serial_server``), for testing masters on those transports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.kiln.meters import METERS, Meter, State
@@ -44,9 +48,18 @@ def _device(meter: Meter, state: Callable[[], State]) -> SimDevice:
 
 
 async def start_modbus_server(
-    state: Callable[[], State], port: int, host: str = "127.0.0.1"
+    state: Callable[[], State], port: int, host: str = "127.0.0.1", framer: FramerType = FramerType.SOCKET
 ) -> ModbusTcpServer:
     """Listen on ``host:port`` and return the running server (stop it with ``await server.shutdown()``)."""
-    server = ModbusTcpServer([_device(m, state) for m in METERS], address=(host, port))
+    server = ModbusTcpServer([_device(m, state) for m in METERS], address=(host, port), framer=framer)
+    await server.serve_forever(background=True)
+    return server
+
+
+async def start_modbus_serial_server(
+    state: Callable[[], State], serial_port: str, baudrate: int = 9600
+) -> ModbusSerialServer:
+    """Serve every meter with RTU framing on ``serial_port`` (8N1); stop with ``await server.shutdown()``."""
+    server = ModbusSerialServer([_device(m, state) for m in METERS], port=serial_port, baudrate=baudrate)
     await server.serve_forever(background=True)
     return server

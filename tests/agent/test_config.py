@@ -195,3 +195,32 @@ def test_demo_config_has_every_point_of_the_plant() -> None:
         "dcs_coal_ncv": ("Coal_NCV_MJkg", "MJ/kg", "analog"),
     }
     assert all(d.interval == 1.0 for d in cfg.modbus) and cfg.opcua[0].interval == 1.0
+
+
+def test_file_keys_are_relative_to_the_config_folder_wherever_the_agent_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "ca.pem").write_text("not checked until tls is on")
+    text = GOOD.replace(
+        'endpoint = "opc.tcp://10.0.0.9:4840/"', 'endpoint = "opc.tcp://10.0.0.9:4840/"\ncert_dir = "pki"'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.opcua[0].cert_dir == (tmp_path / "pki").resolve()
+    no_outbox = load_config(write(tmp_path, text.replace('[outbox]\npath = "data/outbox.db"\n', "")))
+    assert no_outbox.outbox.path == (tmp_path / "outbox.db").resolve()
+    # a TLS file that does not exist is named with where it was looked for
+    tls = text.replace("port = 1884", 'port = 1884\ntls = true\nca_file = "pki/missing.pem"')
+    assert f"{(tmp_path / 'pki' / 'missing.pem').resolve()}" in error_of(write(tmp_path, tls))
+
+
+def test_devices_sharing_a_line_must_agree_on_its_settings(tmp_path: Path) -> None:
+    shared = GOOD.replace(
+        "[[opcua]]",
+        '[[modbus]]\nname = "meter2"\nhost = "10.0.0.5"\nunit = 4\ntransport = "rtu-over-tcp"\n\n[[opcua]]',
+    )
+    message = error_of(write(tmp_path, shared))
+    assert "modbus[1].transport: 'rtu-over-tcp' differs from 'tcp' of modbus[0]" in message

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.sources.modbus.decode import decode, decode_raw, register_count
+from agent.config import ModbusDevice
+from agent.sources.modbus.coalesce import spans
+from agent.sources.modbus.decode import decode, decode_bit, decode_raw, decode_string, register_count
 
 # Where each byte of the big-endian value (index 0 = most significant) travels in the register stream,
 # written out per width from the order names' definition (docs: "ABCD" = big endian, "CDAB" = low word first,
@@ -87,3 +89,50 @@ def test_scale_and_offset() -> None:
 def test_wrong_register_count_is_refused() -> None:
     with pytest.raises(ValueError, match="float32 needs 2 registers"):
         decode_raw([1], "float32", "ABCD")
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_bit_of_a_register_follows_the_byte_order(order: str) -> None:
+    # 0x8001 as uint16: bit 15 and bit 0 set. The register stream holds its bytes in the order's layout.
+    (register,) = registers_for(">H", 0x8001, order)
+    assert [decode_bit(register, bit, order) for bit in range(16)] == [1] + [0] * 14 + [1]
+    (register,) = registers_for(">H", 1 << 9, order)
+    assert [b for b in range(16) if decode_bit(register, b, order)] == [9]
+
+
+def test_bit_outside_a_register_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"bit must be 0\.\.15"):
+        decode_bit(0xFFFF, 16)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_strings_strip_nul_padding(order: str) -> None:
+    # "PM5110" in 20 registers, NUL-padded, as a meter's model register; odd length pads the last register.
+    text = b"PM5110".ljust(40, b"\0")
+    stream = text if order in ("ABCD", "CDAB") else bytes(text[i ^ 1] for i in range(len(text)))
+    registers = list(struct.unpack(">20H", stream))
+    assert decode_string(registers, order) == "PM5110"
+    assert decode_string(list(struct.unpack(">2H", b"abc\0"))) == "abc"
+
+
+def test_span_values_apply_scale_ratios_and_offset_once() -> None:
+    # DTSD1352 power: int32 0.001 kW secondary, CT 20 × PT 1 → primary kW; frequency applies no ratio.
+    device = ModbusDevice.model_validate(
+        {
+            "name": "aux",
+            "host": "127.0.0.1",
+            "ct_ratio": 20,
+            "pt_ratio": 2,
+            "points": [
+                {"name": "kw", "address": 0, "type": "int32", "scale": 0.001, "kind": "power"},
+                {"name": "hz", "address": 2, "type": "uint16", "scale": 0.01},
+                {"name": "a", "address": 3, "type": "uint16", "scale": 0.01, "ratios": "ct", "offset": -1},
+                {"name": "flag", "address": 4, "type": "uint16", "bit": 2},
+            ],
+        }
+    )
+    by_name = {s.point.name: s for s in spans(device)}
+    assert by_name["kw"].value(registers_for(">i", 1234, "ABCD")) == pytest.approx(1234 * 0.001 * 20 * 2)
+    assert by_name["hz"].value([4999]) == pytest.approx(49.99)
+    assert by_name["a"].value([500]) == pytest.approx(5.0 * 20 - 1)
+    assert by_name["flag"].value([0b100]) == 1.0 and by_name["flag"].value([0b011]) == 0.0

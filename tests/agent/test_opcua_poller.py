@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -90,6 +91,11 @@ def test_reads_values_quality_and_timestamps() -> None:
     assert latest["whr_mw"].value == pytest.approx(7.29) and latest["whr_mw"].quality == Quality.GOOD
 
 
+def recovered(readings: list[Reading]) -> bool:
+    qualities = [r.quality for r in readings if r.channel == "feed"]
+    return Quality.BAD in qualities and Quality.GOOD in qualities[qualities.index(Quality.BAD) :]
+
+
 def test_reconnects_after_a_server_restart() -> None:
     async def scenario() -> list[Reading]:
         port = free_port()
@@ -100,7 +106,10 @@ def test_reconnects_after_a_server_restart() -> None:
             await asyncio.sleep(1.0)
         await asyncio.sleep(1.0)  # server gone: the poller reports BAD and backs off
         async with dcs(port):
-            await asyncio.sleep(4.0)
+            # Wait for recovery instead of a fixed time: the backoff step and a busy machine decide when.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not recovered(readings):
+                await asyncio.sleep(0.1)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from agent import outbox as outbox_module
 from agent.outbox import Outbox
 
 
@@ -98,3 +101,69 @@ def test_survives_kill_9(tmp_path: Path) -> None:
     assert all(e.payload == b"x" * 200 + str(e.seq).encode() for e in box.pending(10_000))
     assert box.append(payload) == stored[-1] + 1
     box.close()
+
+
+def test_age_bound_walks_oldest_first_and_counts_by_reason(tmp_path: Path) -> None:
+    """A long outage: hour-old batches go by age, then the size bound trims what is left; both counted."""
+    box = Outbox(tmp_path / "o.db", max_bytes=2000, max_age_s=3600)
+    for i in range(5):
+        box.append(lambda seq: bytes([seq]) * 300, now=1000.0 + i)  # 1000..1004
+    assert box.dropped == 0 and len(box) == 5 and box.oldest_created() == 1000.0
+    box.append(lambda seq: bytes([seq]) * 300, now=4601.5)  # 1000, 1001 are over an hour old; 1002 is not
+    assert [e.seq for e in box.pending()] == [2, 3, 4, 5]
+    assert box.dropped_by_reason() == {"max_bytes": 0, "max_age": 2}
+    for _ in range(4):
+        box.append(lambda seq: bytes([seq]) * 300, now=4602.0)
+    # 8 × 300 bytes against 2000: the oldest two (seq 2 and 3) make room, by size this time.
+    assert [e.seq for e in box.pending()] == [4, 5, 6, 7, 8, 9]
+    assert box.dropped_by_reason() == {"max_bytes": 2, "max_age": 2} and box.dropped == 4
+    assert (len(box), box.bytes, box.oldest_created()) == (6, 1800, 1004.0)
+    box.close()
+    again = Outbox(tmp_path / "o.db")
+    assert again.dropped_by_reason() == {"max_bytes": 2, "max_age": 2} and again.dropped == 4
+    assert (len(again), again.bytes) == (6, 1800)  # counts rebuilt from the file
+    again.close()
+
+
+def test_the_newest_batch_is_kept_even_when_too_old_or_too_big(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", max_bytes=1024, max_age_s=10)
+    box.append(lambda seq: b"x" * 5000, now=0.0)  # alone above max_bytes
+    assert [e.seq for e in box.pending()] == [0]
+    box.append(payload, now=100.0)  # seq 0 is too old and too big: it goes, the new one stays
+    assert [e.seq for e in box.pending()] == [1] and box.dropped == 1
+    box.ack(1)
+    assert len(box) == 0 and box.bytes == 0 and box.oldest_created() is None
+    box.close()
+
+
+def test_bounds_can_change_while_open(tmp_path: Path) -> None:
+    """A config reload lowers the bounds on the live outbox; they apply at the next append."""
+    box = Outbox(tmp_path / "o.db")
+    for _ in range(10):
+        box.append(lambda seq: b"y" * 500)
+    box.max_bytes = 1024
+    box.append(lambda seq: b"y" * 500)
+    assert [e.seq for e in box.pending()] == [9, 10] and box.dropped_by_reason()["max_bytes"] == 9
+    box.close()
+
+
+class Warnings(list):
+    """Stands in for the outbox's logger: records warnings, whatever structlog's configuration."""
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.append({"event": event, **fields})
+
+
+def test_drop_warnings_are_summed_up_not_one_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the bound every append drops one batch; the log gets one warning, then a sum per minute."""
+    warnings = Warnings()
+    monkeypatch.setattr(outbox_module, "log", warnings)
+    box = Outbox(tmp_path / "o.db", max_bytes=1024)
+    for _ in range(20):
+        box.append(lambda seq: b"z" * 300)
+    box.close()  # closing reports what is not yet logged
+    assert [(w["count"], w["first_seq"], w["last_seq"]) for w in warnings] == [(1, 0, 0), (16, 1, 16)]
+    assert warnings[-1]["dropped_total"] == 17 and warnings[-1]["reason"] == "max_bytes"
+    assert {w["event"] for w in warnings} == {"outbox full: dropped oldest batches"}

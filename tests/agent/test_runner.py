@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from agent import wire
 from agent.commands import agent_app
-from agent.config import load_config
-from agent.runner import run_agent
+from agent.config import ConfigError, load_config
+from agent.runner import run_agent, stall_limits
 from tests.agent.modbus_server import modbus_server
 from tests.servers import Mosquitto, free_port
 
@@ -26,6 +26,10 @@ batch_interval = 0.5
 
 [mqtt]
 port = {broker}
+protocol = "{protocol}"
+
+[health]
+listen = ""
 
 [outbox]
 path = "outbox.db"
@@ -67,10 +71,13 @@ def subscribe(port: int) -> tuple[mqtt.Client, dict[str, list[bytes]]]:
     return client, got
 
 
-def test_agent_publishes_decoded_readings_and_goes_offline(broker: Mosquitto, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_agent_publishes_decoded_readings_and_goes_offline(
+    protocol: str, broker: Mosquitto, tmp_path: Path
+) -> None:
     modbus = free_port()
     path = tmp_path / "agent.toml"
-    path.write_text(CONFIG.format(broker=broker.port, modbus=modbus))
+    path.write_text(CONFIG.format(broker=broker.port, modbus=modbus, protocol=protocol))
     config = load_config(path)
     client, got = subscribe(broker.port)
 
@@ -112,13 +119,17 @@ def test_agent_publishes_decoded_readings_and_goes_offline(broker: Mosquitto, tm
 
 def test_check_prints_requests_and_errors_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
-    path.write_text(CONFIG.format(broker=1883, modbus=5020))
+    path.write_text(CONFIG.format(broker=1883, modbus=5020, protocol="3.1.1"))
     result = CliRunner().invoke(agent_app, ["check", str(path)])
     assert result.exit_code == 0, result.output
     assert "feeder: 127.0.0.1:5020 unit 1" in result.output
     assert "2 points in 1 request(s) (FC3 0+4)" in result.output
 
-    path.write_text(CONFIG.format(broker=1883, modbus=5020).replace('type = "float32"', 'type = "float"'))
+    path.write_text(
+        CONFIG.format(broker=1883, modbus=5020, protocol="3.1.1").replace(
+            'type = "float32"', 'type = "float"'
+        )
+    )
     result = CliRunner().invoke(agent_app, ["check", str(path)])
     assert result.exit_code == 2
     assert f"{path}: modbus[0].points[1].type: expected one of" in result.stderr
@@ -128,3 +139,28 @@ def test_check_prints_requests_and_errors_exit_2(tmp_path: Path) -> None:
 def test_missing_config_exits_2(command: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(agent_app, [command, str(tmp_path / "nope.toml")])
     assert result.exit_code == 2 and "cannot read the file" in result.stderr
+
+
+def test_operations_settings_are_validated(tmp_path: Path) -> None:
+    """replay_rate must let a backlog drain; health.listen must be host:port (or "" for off)."""
+    path = tmp_path / "agent.toml"
+    base = CONFIG.format(broker=1883, modbus=5020, protocol="5")
+
+    def problems(text: str) -> list[str]:
+        path.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        return err.value.problems
+
+    assert problems(base.replace("[outbox]", "[outbox]\nreplay_rate = 3")) == [
+        f"{path}: outbox: replay_rate 3 batches/s must be at least twice the live rate (1 batch per "
+        "agent.batch_interval = 0.5 s) so a backlog drains: raise it to 4 or more"
+    ]
+    assert problems(base.replace('listen = ""', 'listen = "9108"')) == [
+        f"{path}: health.listen: '9108' is not host:port: write e.g. '127.0.0.1:9108', or \"\" for off"
+    ]
+    path.write_text(base.replace('listen = ""', 'listen = "[::1]:9200"\nstall_s = 30'))
+    config = load_config(path)
+    assert config.health.address == ("::1", 9200) and config.outbox.replay_rate == 20
+    # A device may go stall_s plus three intervals without a cycle before /healthz fails.
+    assert stall_limits(config) == {"feeder": 30.75}

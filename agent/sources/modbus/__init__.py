@@ -1,1 +1,2 @@
-"""Modbus TCP: decode registers, coalesce points into requests, poll devices behind shared connections."""
+"""Modbus TCP, RTU and RTU over TCP: decode registers, coalesce points into requests, poll devices that share
+connections, one request at a time per connection."""

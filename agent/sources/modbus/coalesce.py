@@ -1,10 +1,15 @@
-"""Group a device's points into as few Modbus requests as its limits allow.
+"""Group a device's points into poll groups, and each group's points into as few requests as limits allow.
 
 A request costs 5-50 ms on a real meter and the connection carries one at a time, so reading 20 scattered
 registers one by one can take a second. Points with the same function code are merged while the request stays
 within ``max_registers`` (125 is the protocol's limit for FC 3/4) and the unused registers between two points
 stay within ``max_gap`` (reading a few unused registers is cheaper than another round trip, but some meters
 answer "illegal data address" for holes in their map: ``max_gap = 0`` then reads only contiguous runs).
+Coils and discrete inputs (FC 1/2) are counted in bits with the same byte budget: 16 bits per register of
+``max_registers`` and ``max_gap``, and at most 2000 bits, the protocol's limit.
+
+Points whose interval differs from the device's form their own poll group (energy counters every minute,
+power every second), so each group is coalesced on its own: merging them would read the slow points fast.
 """
 
 from __future__ import annotations
@@ -13,27 +18,45 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agent.config import ModbusDevice, ModbusPoint
-from agent.sources.modbus.decode import register_count
+from agent.sources.modbus.decode import BIT_FUNCTIONS, decode, decode_bit, register_count
+
+#: Protocol limit of one read of coils or discrete inputs, in bits.
+MAX_BITS = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """One point placed in the protocol's address space: ``address`` is 0-based, after ``address_base``."""
+    """One point placed in the protocol's address space: ``address`` is 0-based, after the address base.
+
+    ``scale`` is the point's scale times the CT/PT ratios it applies, so the ratios are applied exactly once.
+    """
 
     point: ModbusPoint
     function: int
     address: int
     count: int
     order: str
+    scale: float
 
     @property
     def end(self) -> int:
         return self.address + self.count
 
+    def value(self, words: list[int]) -> float:
+        """The published value from this span's registers (or bit, for FC 1/2)."""
+        p = self.point
+        if self.function in BIT_FUNCTIONS:
+            raw: float = words[0]
+        elif p.bit is not None:
+            raw = decode_bit(words[0], p.bit, self.order)
+        else:
+            return decode(words, p.type, self.order, self.scale, p.offset)
+        return raw * self.scale + p.offset
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One read: ``count`` registers from ``address`` with ``function``; ``spans`` lie inside it."""
+    """One read: ``count`` registers (or bits) from ``address`` with ``function``; ``spans`` lie inside it."""
 
     function: int
     address: int
@@ -46,18 +69,34 @@ class Request:
         return registers[start : start + span.count]
 
 
-def spans(device: ModbusDevice) -> list[Span]:
-    """The device's points in protocol addresses, with the device's defaults applied."""
+@dataclass(frozen=True, slots=True)
+class PollGroup:
+    """Points of one device polled together every ``interval`` seconds, as ``requests``."""
+
+    interval: float
+    requests: tuple[Request, ...]
+
+
+def spans(device: ModbusDevice, points: Iterable[ModbusPoint] | None = None) -> list[Span]:
+    """The device's points (or ``points``) in protocol addresses, with the device's defaults applied."""
     return [
         Span(
             point=p,
             function=p.function,
-            address=p.address - device.address_base,
-            count=register_count(p.type),
+            address=device.protocol_address(p),
+            count=1 if p.function in BIT_FUNCTIONS else register_count(p.type),
             order=p.order or device.order,
+            scale=p.scale * device.ratio_factor(p),
         )
-        for p in device.points
+        for p in (device.points if points is None else points)
     ]
+
+
+def limits(function: int, max_registers: int, max_gap: int) -> tuple[int, int]:
+    """Largest request and largest hole for ``function``, in its own units (registers, or bits for FC 1/2)."""
+    if function in BIT_FUNCTIONS:
+        return min(MAX_BITS, 16 * max_registers), 16 * max_gap
+    return max_registers, max_gap
 
 
 def coalesce(items: Iterable[Span], max_registers: int = 125, max_gap: int = 16) -> list[Request]:
@@ -66,11 +105,12 @@ def coalesce(items: Iterable[Span], max_registers: int = 125, max_gap: int = 16)
     group: list[Span] = []
     start = end = 0
     for span in sorted(items, key=lambda s: (s.function, s.address, s.count)):
+        size, gap = limits(span.function, max_registers, max_gap)
         fits = (
             group
             and span.function == group[0].function
-            and span.address - end <= max_gap
-            and max(end, span.end) - start <= max_registers
+            and span.address - end <= gap
+            and max(end, span.end) - start <= size
         )
         if fits:
             group.append(span)
@@ -85,5 +125,16 @@ def coalesce(items: Iterable[Span], max_registers: int = 125, max_gap: int = 16)
 
 
 def device_requests(device: ModbusDevice) -> list[Request]:
-    """The requests one poll of ``device`` makes, within its configured limits."""
+    """The requests that read every point of ``device`` once, within its configured limits."""
     return coalesce(spans(device), device.max_registers, device.max_gap)
+
+
+def poll_groups(device: ModbusDevice) -> list[PollGroup]:
+    """The device's points by interval (a point's own, else the device's), fastest first."""
+    by_interval: dict[float, list[ModbusPoint]] = {}
+    for p in device.points:
+        by_interval.setdefault(p.interval or device.interval, []).append(p)
+    return [
+        PollGroup(interval, tuple(coalesce(spans(device, points), device.max_registers, device.max_gap)))
+        for interval, points in sorted(by_interval.items())
+    ]

@@ -1,4 +1,4 @@
-"""Registers → engineering value, for every numeric type and all four byte/word orders.
+"""Registers → engineering value, for every numeric type, bits and strings, and all four byte/word orders.
 
 pymodbus converts only with a word order, but meters in the field also swap bytes inside each word (BADC,
 DCBA), so the agent owns the whole conversion here. The order names describe where the bytes of the
@@ -10,7 +10,11 @@ big-endian value ``A B C D`` (``A`` most significant) sit in the register stream
 * ``DCBA`` fully little-endian
 
 For 64-bit values the same rule extends to four words (``CDAB`` = ``GH EF CD AB``); for 16-bit values only the
-byte swap matters (``ABCD`` = ``CDAB``, ``BADC`` = ``DCBA``).
+byte swap matters (``ABCD`` = ``CDAB``, ``BADC`` = ``DCBA``). A bit of a register is taken from the 16-bit
+value after that byte swap (bit 0 = least significant); coils and discrete inputs (functions 1 and 2) arrive
+as 0/1 already. Strings are ASCII, two characters per register (first character in the high byte unless the
+order swaps bytes), with NUL padding stripped; they are for ``probe`` only, since the wire format carries
+numbers.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-#: struct format and width in registers of each register type.
+#: struct format and width in registers of each numeric register type.
 FORMATS: dict[str, tuple[str, int]] = {
     "int16": ("h", 1),
     "uint16": ("H", 1),
@@ -29,6 +33,9 @@ FORMATS: dict[str, tuple[str, int]] = {
     "float32": ("f", 2),
     "float64": ("d", 4),
 }
+ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
+#: Function codes that read single bits (coils, discrete inputs) rather than 16-bit registers.
+BIT_FUNCTIONS = (1, 2)
 
 
 def register_count(type_: str) -> int:
@@ -42,11 +49,13 @@ def to_big_endian(registers: Sequence[int], order: str) -> bytes:
     if order in ("CDAB", "DCBA"):
         words.reverse()
     raw = struct.pack(f">{len(words)}H", *words)
-    if order in ("BADC", "DCBA"):
-        swapped = bytearray(len(raw))
-        swapped[0::2], swapped[1::2] = raw[1::2], raw[0::2]
-        raw = bytes(swapped)
-    return raw
+    return _swap_bytes(raw) if order in ("BADC", "DCBA") else raw
+
+
+def _swap_bytes(raw: bytes) -> bytes:
+    swapped = bytearray(len(raw))
+    swapped[0::2], swapped[1::2] = raw[1::2], raw[0::2]
+    return bytes(swapped)
 
 
 def decode_raw(registers: Sequence[int], type_: str, order: str) -> int | float:
@@ -62,3 +71,18 @@ def decode(
 ) -> float:
     """Engineering value = raw × scale + offset."""
     return decode_raw(registers, type_, order) * scale + offset
+
+
+def decode_bit(register: int, bit: int, order: str = "ABCD") -> int:
+    """Bit ``bit`` (0 = least significant) of one register, after the order's byte swap."""
+    if not 0 <= bit <= 15:
+        raise ValueError(f"bit must be 0..15, got {bit}")
+    return (int(decode_raw([register], "uint16", order)) >> bit) & 1
+
+
+def decode_string(registers: Sequence[int], order: str = "ABCD") -> str:
+    """ASCII text, two characters per register; NULs (padding) and trailing blanks are stripped."""
+    raw = struct.pack(f">{len(registers)}H", *registers)
+    if order in ("BADC", "DCBA"):
+        raw = _swap_bytes(raw)
+    return raw.replace(b"\0", b"").decode("ascii", errors="replace").rstrip()

@@ -1,28 +1,30 @@
-"""Poll Modbus TCP devices: one connection per host:port, one task per device, failures isolated.
+"""Poll Modbus devices: one shared ``Link`` per connection, one task per poll group, failures isolated.
 
-Several unit ids often sit behind one serial gateway (one host:port); Modbus TCP gateways and pymodbus alike
-handle one request at a time per connection, so devices behind the same host:port share one ``Link`` whose
-lock serialises their requests. Each device polls in its own task on its own interval, so a device that
-times out costs only its own cycle (and, behind a shared gateway, the lock time of its own attempts); after a
-transport failure it backs off exponentially instead of holding the gateway every cycle.
+Each device's points are split into poll groups by interval (``coalesce.poll_groups``), and every group polls
+in its own task on its own schedule; all tasks of the devices on one connection take turns on its ``Link``.
+So a device that times out costs only its own cycle (and, on a shared gateway or RS-485 line, the line time
+of its own attempts); after a transport failure all of that device's groups back off together, exponentially
+up to ``MAX_BACKOFF_S``, instead of holding the line every cycle.
 
-Quality: a failed cycle (timeout, connection lost) reports every point of the device BAD with no value, so the
-collector sees the gap; a Modbus exception reply (e.g. illegal data address) marks only the points of that
-request BAD, since the device itself answered.
+Quality: when a request fails at the transport level (timeout, connection lost) the points not yet read in
+that cycle are reported BAD with no value, so the collector sees the gap, and the rest of the cycle is
+skipped; a Modbus exception reply (e.g. illegal data address) marks only the points of that request BAD, since
+the device itself answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import structlog
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
 
+from agent import metrics
 from agent.config import ModbusDevice
-from agent.sources.modbus.coalesce import Request, device_requests
-from agent.sources.modbus.decode import decode
+from agent.sources.modbus.coalesce import PollGroup, Request, poll_groups
+from agent.sources.modbus.connections import by_connection, connection_problems, endpoint
+from agent.sources.modbus.link import ExceptionReply, Link, TransportError
 from agent.sources.reading import Reading, Sink, now_ms
 from agent.wire import Quality
 
@@ -32,129 +34,107 @@ log = structlog.get_logger("agent.modbus")
 MAX_BACKOFF_S = 60.0
 
 
-class TransportError(Exception):
-    """No usable answer: connect failed, timed out, or the connection broke. The cycle is lost."""
+@dataclass
+class Backoff:
+    """A device's failure state, shared by its poll groups so that one outage backs them all off."""
 
+    base: float
+    failures: int = 0
+    retry_at: float = 0.0
 
-class ExceptionReply(Exception):
-    """The device answered with a Modbus exception code; the connection is fine."""
+    def failed(self, started: float, now: float) -> bool:
+        """Record a failed cycle that began at ``started``; True on the first failure of an outage.
 
-
-class Link:
-    """One TCP connection to host:port, shared by every unit id behind it; requests go one at a time."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self._lock = asyncio.Lock()
-        self._client: AsyncModbusTcpClient | None = None
-
-    async def read(self, request: Request, unit: int, timeout: float) -> list[int]:
-        async with self._lock:
-            try:
-                client = await self._connected(timeout)
-                call = client.read_holding_registers if request.function == 3 else client.read_input_registers
-                reply = await asyncio.wait_for(
-                    call(request.address, count=request.count, device_id=unit), timeout
-                )
-            except (TimeoutError, ModbusException, OSError) as exc:
-                # After a timeout a late answer may still arrive: a new connection keeps the stream in step.
-                self.close()
-                raise TransportError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
-            if reply.isError():
-                raise ExceptionReply(f"exception code {getattr(reply, 'exception_code', '?')}")
-            return list(reply.registers)
-
-    async def _connected(self, timeout: float) -> AsyncModbusTcpClient:
-        if self._client is not None and self._client.connected:
-            return self._client
-        self.close()
-        # pymodbus' own retries and reconnects are off: the poller decides when to try again.
-        client = AsyncModbusTcpClient(
-            self.host, port=self.port, timeout=timeout, retries=0, reconnect_delay=0
-        )
-        if not await asyncio.wait_for(client.connect(), timeout):
-            client.close()
-            raise TransportError(f"cannot connect to {self.host}:{self.port}")
-        self._client = client
-        return client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        A failure another group already recorded while this cycle ran is the same outage: one step, not two.
+        """
+        if self.retry_at > started:
+            return False
+        self.failures += 1
+        self.retry_at = now + min(self.base * 2 ** (self.failures - 1), MAX_BACKOFF_S)
+        return self.failures == 1
 
 
 class ModbusPoller:
-    """Polls ``devices`` until cancelled, handing each device cycle's readings to ``sink``."""
+    """Polls ``devices`` until cancelled, handing each poll group's readings to ``sink``."""
 
     def __init__(self, devices: Iterable[ModbusDevice], sink: Sink) -> None:
         self.devices = list(devices)
+        problems = connection_problems(self.devices)
+        if problems:
+            raise ValueError("; ".join(problems))
         self._sink = sink
-        self._links: dict[tuple[str, int], Link] = {}
-        for device in self.devices:
-            self._links.setdefault((device.host, device.port), Link(device.host, device.port))
+        self._links = {name: Link(group) for name, group in by_connection(self.devices).items()}
 
     async def run(self) -> None:
         try:
-            async with asyncio.TaskGroup() as group:
+            async with asyncio.TaskGroup() as tasks:
                 for device in self.devices:
-                    group.create_task(self._run_device(device), name=f"modbus:{device.name}")
+                    groups = poll_groups(device)
+                    if not groups:
+                        continue
+                    backoff = Backoff(base=groups[0].interval)
+                    for group in groups:
+                        name = f"modbus:{device.name}:{group.interval:g}s"
+                        tasks.create_task(self._run_group(device, group, backoff), name=name)
         finally:
             for link in self._links.values():
                 link.close()
 
-    async def _run_device(self, device: ModbusDevice) -> None:
-        link = self._links[(device.host, device.port)]
-        requests = device_requests(device)
+    async def _run_group(self, device: ModbusDevice, group: PollGroup, backoff: Backoff) -> None:
+        link = self._links[endpoint(device)]
         loop = asyncio.get_running_loop()
-        failures = 0
         due = loop.time()
         while True:
-            readings, error = await poll_device(link, device, requests)
+            await asyncio.sleep(max(0.0, max(due, backoff.retry_at) - loop.time()))
+            started = loop.time()
+            readings, error = await poll_requests(link, device, group.requests)
+            metrics.observe_poll(device.name, loop.time() - started, error is None)
             self._sink(readings)
             if error is None:
-                if failures:
-                    log.info("device recovered", device=device.name, failed_cycles=failures)
-                failures = 0
-                due += device.interval
+                if backoff.failures:
+                    log.info("device recovered", device=device.name, failed_cycles=backoff.failures)
+                    backoff.failures = 0
+                due += group.interval
                 if due < loop.time():  # overran: skip the missed cycles rather than bursting
-                    due = loop.time() + device.interval
-            else:
-                if not failures:  # log the transition, not every failed cycle
-                    log.warning("device not answering", device=device.name, host=device.host,
-                                port=device.port, unit=device.unit, error=error)  # fmt: skip
-                failures += 1
-                backoff = min(device.interval * 2 ** (failures - 1), MAX_BACKOFF_S)
-                due = loop.time() + max(backoff, device.interval)
-            await asyncio.sleep(max(0.0, due - loop.time()))
+                    due = loop.time() + group.interval
+                continue
+            if backoff.failed(started, loop.time()):  # log the transition, not every failed cycle
+                log.warning("device not answering", device=device.name, connection=link.name,
+                            unit=device.unit, error=error)  # fmt: skip
+            due = loop.time() + group.interval
 
 
-async def poll_device(
-    link: Link, device: ModbusDevice, requests: list[Request]
+async def poll_requests(
+    link: Link, device: ModbusDevice, requests: Iterable[Request]
 ) -> tuple[list[Reading], str | None]:
-    """One cycle of one device: ``(readings, error)``; ``error`` says why the transport failed, if it did."""
+    """One cycle of ``requests``: ``(readings, error)``; ``error`` says why the transport failed, if so."""
     readings: list[Reading] = []
-    for request in requests:
+    requests = list(requests)
+    for n, request in enumerate(requests):
         registers: list[int] | None = None
         error: TransportError | None = None
         for attempt in range(device.retries + 1):
             try:
-                registers = await link.read(request, device.unit, device.timeout)
+                registers = await link.read(
+                    request.function, request.address, request.count, device.unit, device.timeout,
+                    device.inter_frame_delay,
+                )  # fmt: skip
                 break
             except ExceptionReply as exc:
-                log.warning("exception reply", device=device.name, address=request.address, error=str(exc))
+                log.warning("exception reply", device=device.name, function=request.function,
+                            address=request.address, count=request.count, error=str(exc))  # fmt: skip
                 break
             except TransportError as exc:
                 error = exc
                 log.debug("request failed", device=device.name, attempt=attempt + 1, error=str(exc))
         t_ms = now_ms()
         if registers is None and error is not None:
-            return [Reading(p.name, t_ms, None, Quality.BAD) for p in device.points], str(error)
+            lost = [s.point.name for r in requests[n:] for s in r.spans]
+            return readings + [Reading(name, t_ms, None, Quality.BAD) for name in lost], str(error)
         for span in request.spans:
             if registers is None:
                 readings.append(Reading(span.point.name, t_ms, None, Quality.BAD))
-                continue
-            raw = request.registers_of(span, registers)
-            value = decode(raw, span.point.type, span.order, span.point.scale, span.point.offset)
-            readings.append(Reading(span.point.name, t_ms, value, Quality.GOOD))
+            else:
+                value = span.value(request.registers_of(span, registers))
+                readings.append(Reading(span.point.name, t_ms, value, Quality.GOOD))
     return readings, None

@@ -1,1 +1,7 @@
-"""OPC UA: poll a server's nodes with one Read call per interval; reconnect with a new session on failure."""
+"""OPC UA source: poll or subscribe a server's nodes, with security, and rebuild the session on any failure.
+
+Modules: ``poller`` (the per-server loop the runner starts), ``connection`` (one session), ``subscription``
+(monitored items and the no-data watchdog), ``security`` (client certificate, server trust list, login) and
+``quality`` (DataValue → reading). Everything here imports asyncua, so the runner imports it only when an
+``[[opcua]]`` server is configured.
+"""

@@ -1,113 +1,134 @@
-"""Poll an OPC UA server: every configured node in one Read call per interval.
+"""One OPC UA server: keep a session up, poll and/or subscribe its points, rebuild everything on failure.
 
-Polling rather than subscriptions keeps this first version's failure handling simple and observable: each
-cycle either returns every node's DataValue or fails as a whole. On failure every point is reported BAD, the
-session is thrown away, and the next attempt opens a new session and resolves the node ids again, so a PLC
-download that renumbers namespaces (``nsu=`` ids) or a server restart is recovered from without a restart of
-the agent (the most common OPC UA complaint in peers' issue trackers).
+Points in poll mode are read in one Read call per interval; points in subscribe mode are monitored items of
+one subscription (see subscription.py for its watchdog). Failure handling is deliberately blunt, because
+recovery after a server or PLC restart is where OPC UA clients most often break: any failure (a lost link,
+a failed read, a dead subscription) closes the session, reports every point missing (BAD, no value, so no
+made-up number reaches a KPI), waits with exponential backoff, and then opens a new session, resolves the
+node ids again and recreates the subscription. The agent itself never needs a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
-from datetime import UTC
 
 import structlog
-from asyncua import Client, ua
+from asyncua import ua
 
-from agent.config import OpcuaServer
-from agent.sources.reading import Reading, Sink, now_ms
-from agent.wire import Quality
+from agent import metrics
+from agent.config import OpcuaPoint, OpcuaServer
+from agent.sources.opcua.connection import Session, close_client, open_session
+from agent.sources.opcua.quality import missing, to_reading
+from agent.sources.opcua.security import SecurityError
+from agent.sources.opcua.subscription import Subscriber
+from agent.sources.reading import Sink, now_ms
 
 log = structlog.get_logger("agent.opcua")
 
-MAX_BACKOFF_S = 60.0
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 30.0
 
 
-def quality_of(status: ua.StatusCode) -> Quality:
-    """OPC UA's three status classes map one to one onto the wire's qualities."""
-    if status.is_good():
-        return Quality.GOOD
-    if status.is_uncertain():
-        return Quality.UNCERTAIN
-    return Quality.BAD
-
-
-def time_of(value: ua.DataValue, fallback_ms: int) -> int:
-    """Source timestamp if the server gives one, else the server's, else ours (ms since the Unix epoch)."""
-    stamp = value.SourceTimestamp or value.ServerTimestamp
-    if stamp is None:
-        return fallback_ms
-    if stamp.tzinfo is None:  # asyncua hands out naive UTC datetimes
-        stamp = stamp.replace(tzinfo=UTC)
-    return int(stamp.timestamp() * 1000)
-
-
-def resolve_node_id(text: str, namespaces: list[str]) -> ua.NodeId:
-    """Parse a configured node id; ``nsu=<uri>;`` is looked up in the server's namespace array."""
-    if text.startswith("nsu="):
-        uri, _, rest = text[4:].partition(";")
-        if uri not in namespaces:
-            raise LookupError(f"namespace {uri!r} is not in the server's namespace array")
-        text = f"ns={namespaces.index(uri)};{rest}"
-    return ua.NodeId.from_string(text)
-
-
-def to_reading(name: str, scale: float, value: ua.DataValue, received_ms: int) -> Reading:
-    """One DataValue → reading; a value that is not a finite number is BAD with no value."""
-    t_ms = time_of(value, received_ms)
-    raw = value.Value.Value if value.Value is not None else None
-    quality = quality_of(value.StatusCode) if value.StatusCode is not None else Quality.GOOD
-    if isinstance(raw, bool | int | float) and math.isfinite(float(raw)):
-        return Reading(name, t_ms, float(raw) * scale, quality)
-    return Reading(name, t_ms, None, Quality.BAD)
+def point_mode(server: OpcuaServer, point: OpcuaPoint) -> str:
+    return point.mode or server.mode
 
 
 class OpcuaPoller:
-    """Reads ``server``'s points every interval until cancelled, handing each cycle's readings to ``sink``."""
+    """Serves ``server``'s points until cancelled, handing readings to ``sink`` as they arrive."""
 
     def __init__(self, server: OpcuaServer, sink: Sink) -> None:
         self.server = server
         self._sink = sink
+        self._polled = [p for p in server.points if point_mode(server, p) == "poll"]
+        self._subscribed = [p for p in server.points if point_mode(server, p) == "subscribe"]
 
     async def run(self) -> None:
+        if not self.server.points:
+            log.info("server has no points; not connecting", server=self.server.name)
+            return
         loop = asyncio.get_running_loop()
         failures = 0
+        last_error = ""
         while True:
-            client = Client(self.server.endpoint, timeout=self.server.timeout)
+            session: Session | None = None
+            opened = loop.time()
             try:
-                await asyncio.wait_for(client.connect(), self.server.timeout * 2)
-                namespaces = await client.get_namespace_array()
-                nodes = [client.get_node(resolve_node_id(p.node, namespaces)) for p in self.server.points]
+                session = await open_session(self.server)
                 if failures:
-                    log.info("server recovered", server=self.server.name, failed_cycles=failures)
-                failures = 0
-                due = loop.time()
-                while True:
-                    values = await asyncio.wait_for(client.read_attributes(nodes), self.server.timeout)
-                    received = now_ms()
-                    self._sink(
-                        [
-                            to_reading(p.name, p.scale, v, received)
-                            for p, v in zip(self.server.points, values, strict=True)
-                        ]
-                    )
-                    due += self.server.interval
-                    if due < loop.time():
-                        due = loop.time() + self.server.interval
-                    await asyncio.sleep(due - loop.time())
-            except Exception as exc:  # any failure of a cycle ends the session; the agent must keep running
-                if not failures:
-                    log.warning(
-                        "server not answering", server=self.server.name, error=f"{type(exc).__name__}: {exc}"
-                    )
+                    log.info("server recovered", server=self.server.name, failed_attempts=failures)
+                last_error = ""
+                await self._serve(session)
+            except Exception as exc:  # any failure ends the session; the agent must keep running
+                if session is not None and loop.time() - opened > MAX_BACKOFF_S:
+                    failures = 0  # it served for a while: a new outage, so the backoff starts afresh
                 failures += 1
-                t_ms = now_ms()
-                self._sink([Reading(p.name, t_ms, None, Quality.BAD) for p in self.server.points])
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if error != last_error:  # one line per distinct problem, not one per retry
+                    level = log.error if isinstance(exc, SecurityError) else log.warning
+                    level("server not available", server=self.server.name, error=error)
+                    last_error = error
+                self._sink(missing([p.name for p in self.server.points], now_ms()))
             finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.disconnect(), 1.0)
-            backoff = min(self.server.interval * 2 ** (failures - 1), MAX_BACKOFF_S)
-            await asyncio.sleep(max(backoff, self.server.interval))
+                if session is not None:
+                    await close_client(session.client)
+            # A session that opens but fails at once (e.g. the server refuses the subscription) keeps
+            # backing off too, so a misbehaving server is not hammered.
+            await asyncio.sleep(min(FIRST_BACKOFF_S * 2 ** (failures - 1), MAX_BACKOFF_S))
+
+    async def _serve(self, session: Session) -> None:
+        """Run the poll loop and the subscription side by side; return or raise when either ends."""
+        tasks = []
+        if self._polled:
+            tasks.append(asyncio.create_task(self._poll(session)))
+        if self._subscribed:
+            tasks.append(
+                asyncio.create_task(Subscriber(self.server, self._subscribed, self._sink).run(session))
+            )
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()  # re-raise the failure that ended the session
+
+    async def _poll(self, session: Session) -> None:
+        """Read every poll-mode node in one call per interval; unresolvable nodes are reported missing."""
+        loop = asyncio.get_running_loop()
+        resolved = [(p, session.node_id(p.node)) for p in self._polled]
+        points = [p for p, node_id in resolved if node_id is not None]
+        unresolved = [p.name for p, node_id in resolved if node_id is None]
+        if unresolved:
+            log.warning(
+                "nodes not read: namespace not on the server", server=self.server.name, points=unresolved
+            )
+        params = ua.ReadParameters(
+            TimestampsToReturn=ua.TimestampsToReturn.Both,
+            NodesToRead=[
+                ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value)
+                for _, node_id in resolved
+                if node_id is not None
+            ],
+        )
+        due = loop.time()
+        while True:
+            started = loop.time()
+            values = (
+                await asyncio.wait_for(session.client.uaclient.read(params), self.server.timeout)
+                if points
+                else []
+            )
+            metrics.observe_poll(
+                self.server.name, loop.time() - started, True
+            )  # a failed read ends the session
+            received = now_ms()
+            readings = [
+                to_reading(p.name, p.scale, v, received, self.server.timestamp)
+                for p, v in zip(points, values, strict=True)
+            ]
+            self._sink(readings + missing(unresolved, received))
+            due += self.server.interval
+            if due < loop.time():
+                due = loop.time() + self.server.interval
+            await asyncio.sleep(due - loop.time())

@@ -1,0 +1,108 @@
+"""``kilnwatch agent probe opc.tcp://...``: read a few nodes once, or list the variables a server has.
+
+Setting up OPC UA on site usually starts with two questions: can the gateway reach the server with this
+security, and what are the node ids? The probe answers both with the agent's own connection code
+(certificates, trust list, login), so a probe that works means the agent's config will too. With no nodes it
+browses the Objects folder a few levels deep and lists each variable with its value, skipping the standard
+``Server`` object (namespace 0), so the plant's tags are not buried under diagnostics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asyncua import Node, ua
+from pydantic import ValidationError
+
+from agent.config import OpcuaServer
+from agent.sources.opcua.connection import Session, close_client, open_session
+
+#: Browsing stops after this many variables, so a probe of a large server stays quick and readable.
+MAX_BROWSED = 500
+BROWSE_DEPTH = 3
+NodeResult = tuple[str, object, str]
+
+
+async def probe_opcua(url: str, nodes: list[str], timeout: float = 4.0, **security: Any) -> list[NodeResult]:
+    """Return ``(node id, value, status name)`` for each of ``nodes``, or for the browsed variables if none.
+
+    ``security`` takes the ``[[opcua]]`` keys: ``security_policy``, ``security_mode``, ``auth``,
+    ``username``, ``password``, ``cert_dir``, ``trust_dir``, ``accept_first``, ``application_uri``,
+    ``user_certificate`` and ``user_key``. Invalid settings raise ValueError naming the key, and so does an
+    untrusted server certificate (``SecurityError``, naming the file to trust); a server that cannot be
+    reached or refuses the login raises ConnectionError.
+    """
+    try:
+        server = OpcuaServer.model_validate(
+            {"name": "probe", "endpoint": url, "timeout": timeout, **security}
+        )
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise ValueError("; ".join(problems)) from None
+    try:
+        session = await open_session(server)
+    except ValueError:
+        raise  # SecurityError: the message names the certificate file to trust or the setting to change
+    except Exception as exc:
+        detail = f": {exc}" if str(exc) else ""
+        raise ConnectionError(f"cannot open a session on {url}: {type(exc).__name__}{detail}") from exc
+    try:
+        if nodes:
+            return await _read(session, nodes)
+        return await _browse(session)
+    finally:
+        await close_client(session.client)
+
+
+async def _read(session: Session, texts: list[str]) -> list[NodeResult]:
+    ids: list[ua.NodeId | None] = []
+    for text in texts:
+        try:
+            ids.append(session.node_id(text))
+        except (ValueError, ua.UaError):
+            ids.append(None)
+    found = [node_id for node_id in ids if node_id is not None]
+    values = iter(await session.client.read_attributes([session.client.get_node(n) for n in found]))
+    results: list[NodeResult] = []
+    for text, node_id in zip(texts, ids, strict=True):
+        if node_id is None:
+            results.append((text, None, "BadNodeIdUnknown"))
+        else:
+            results.append(_result(text, next(values)))
+    return results
+
+
+def _result(text: str, value: ua.DataValue) -> NodeResult:
+    raw = value.Value.Value if value.Value is not None else None
+    status = value.StatusCode.name if value.StatusCode is not None else "Good"
+    return text, raw, status
+
+
+def _display_id(node_id: ua.NodeId, namespaces: list[str]) -> str:
+    """``nsu=<uri>;...`` for the plant's namespaces: that form survives a server renumbering them."""
+    text = node_id.to_string()
+    if node_id.NamespaceIndex == 0 or node_id.NamespaceIndex >= len(namespaces):
+        return text
+    return f"nsu={namespaces[node_id.NamespaceIndex]};{text.split(';', 1)[1]}"
+
+
+async def _browse(session: Session) -> list[NodeResult]:
+    """Variables under Objects, breadth first through BROWSE_DEPTH levels of objects; the standard objects
+    of namespace 0 (``Server`` and its diagnostics) are skipped."""
+    client = session.client
+    found: list[ua.NodeId] = []
+    level: list[Node] = [client.nodes.objects]
+    for depth in range(BROWSE_DEPTH):
+        below: list[Node] = []
+        for node in level:
+            for ref in await node.get_children_descriptions():
+                if depth == 0 and ref.NodeId.NamespaceIndex == 0:
+                    continue
+                if ref.NodeClass == ua.NodeClass.Variable:
+                    found.append(ref.NodeId)
+                elif ref.NodeClass == ua.NodeClass.Object:
+                    below.append(client.get_node(ref.NodeId))
+        level = below
+    found = found[:MAX_BROWSED]
+    values = await client.read_attributes([client.get_node(n) for n in found]) if found else []
+    return [_result(_display_id(n, session.namespaces), v) for n, v in zip(found, values, strict=True)]
