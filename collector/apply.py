@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.wire import Batch, ChannelKind, Quality
+from agent.wire import Batch, Quality
 from collector.ledger import ChannelState, Ledger
-from collector.quantities import as_arrays, channel_increments
+from collector.quantities import Increments, as_arrays, channel_increments
 from collector.site import Site
 
 
@@ -27,7 +27,8 @@ class ApplyResult:
     late: int = 0  # readings older than the channel's last one (triggered a recomputation)
     rollovers: int = 0
     resets: int = 0
-    rejected: int = 0
+    rejected: int = 0  # implausible counter deltas, flagged with their quantity
+    exchanges: int = 0  # recorded meter exchanges applied
     #: (first, last) reading time in ms per line, to know which KPI periods changed
     touched: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -53,12 +54,13 @@ def apply_batch(ledger: Ledger, site: Site, batch: Batch) -> ApplyResult:
             state = Ledger.channel_state(db, name)
             if state is not None and t_ms[0] <= state.last_t_ms:
                 result.late += sum(1 for t in t_ms if t <= state.last_t_ms)
-                counts = _recompute(db, site, name, min(t_ms[0], state.last_t_ms), step_s)
+                inc = _recompute(db, site, name, state, min(t_ms[0], state.last_t_ms), step_s)
             else:
-                counts = _extend(db, site, name, state, batch, idx, step_s)
-            result.rollovers += counts[0]
-            result.resets += counts[1]
-            result.rejected += counts[2]
+                inc = _extend(db, site, name, state, batch, idx, step_s)
+            result.rollovers += inc.count("rollover")
+            result.resets += inc.count("reset")
+            result.rejected += inc.count("implausible")
+            result.exchanges += inc.count("exchange")
             lo, hi = result.touched.get(ch.line, (t_ms[0], t_ms[-1]))
             first = t_ms[0] if state is None else min(t_ms[0], state.last_t_ms)
             result.touched[ch.line] = (min(lo, first), max(hi, t_ms[-1]))
@@ -73,55 +75,63 @@ def _extend(
     batch: Batch,
     idx: list[int],
     step_s: float,
-) -> tuple[int, int, int]:
-    """The common case: new readings after the channel's last one. Prepend the saved start point."""
+) -> Increments:
+    """The common case: new readings after the channel's last one. Prepend the saved start point: the last
+    GOOD reading, for every kind — a counter loses nothing across bad readings, and a rate is integrated
+    across a bad sample when its good neighbours are within the gap limit (the kernel's rule)."""
     ch = site.channels[name]
     t_ms = [batch.t_ms[i] for i in idx]
     values = [batch.values[i] for i in idx]
     quality = [batch.quality[i] for i in idx]
-    if state is not None:
-        # Totalisers pair with the last GOOD reading (a counter loses nothing across bad readings);
-        # rates pair with the last reading whatever its quality (a bad sample breaks the integral).
-        if ch.kind in ChannelKind.TOTALISERS and state.good_t_ms is not None:
-            t_ms, values, quality = [state.good_t_ms, *t_ms], [state.good_value, *values], [0, *quality]
-        elif ch.kind not in ChannelKind.TOTALISERS:
-            t_ms = [state.last_t_ms, *t_ms]
-            values = [state.last_value, *values]
-            quality = [state.last_quality, *quality]
+    if state is not None and state.good_t_ms is not None:
+        t_ms, values, quality = [state.good_t_ms, *t_ms], [state.good_value, *values], [0, *quality]
     t, v, good = as_arrays(t_ms, values, quality)
-    inc = channel_increments(ch, t, v, good, step_s)
+    inc = channel_increments(name, ch, t, v, good, step_s, exchanges=site.exchanges(name))
     Ledger.add_increments(db, inc.rows(name))
+    Ledger.add_events(db, inc.events)
     Ledger.set_channel_state(db, name, _next_state(state, t_ms, values, good))
-    return inc.rollovers, inc.resets, inc.rejected
+    return inc
 
 
 def _recompute(
-    db: sqlite3.Connection, site: Site, name: str, from_ms: int, step_s: float
-) -> tuple[int, int, int]:
-    """A late reading: rebuild the channel's increments from the raw readings, from its bucket onward."""
+    db: sqlite3.Connection, site: Site, name: str, state: ChannelState, from_ms: int, step_s: float
+) -> Increments:
+    """A late reading: rebuild the channel's increments and events from the raw readings, from its bucket
+    onward."""
     ch = site.channels[name]
     step_ms = int(step_s * 1000)
     bucket_ms = from_ms // step_ms * step_ms
     Ledger.drop_increments(db, name, bucket_ms)
+    Ledger.drop_events(db, name, bucket_ms)
     rows = Ledger.readings_since(db, name, bucket_ms)
     t_ms = [r[0] for r in rows]
     values = [r[1] for r in rows]
     t, v, good = as_arrays(t_ms, values, [r[2] for r in rows])
-    inc = channel_increments(ch, t, v, good, step_s, start_s=bucket_ms / 1000.0)
+    inc = channel_increments(
+        name, ch, t, v, good, step_s, start_s=bucket_ms / 1000.0, exchanges=site.exchanges(name)
+    )
     Ledger.add_increments(db, inc.rows(name))
-    Ledger.set_channel_state(db, name, _next_state(None, t_ms, values, good))
-    return inc.rollovers, inc.resets, inc.rejected
+    Ledger.add_events(db, inc.events)
+    Ledger.set_channel_state(db, name, _next_state(state, t_ms, values, good))
+    return inc
 
 
 def _next_state(
-    state: ChannelState | None, t_ms: list[int], values: list[float | None], good: np.ndarray
+    state: ChannelState | None,
+    t_ms: list[int],
+    values: list[float | None],
+    good: np.ndarray,
 ) -> ChannelState:
+    """State after a window that reaches to the channel's newest reading."""
     good_idx = np.flatnonzero(good)
+    first_good = state.first_good_t_ms if state else None
     if len(good_idx):
         g = int(good_idx[-1])
         good_t, good_v = t_ms[g], values[g]
+        first = t_ms[int(good_idx[0])]
+        first_good = first if first_good is None else min(first_good, first)
     else:
         good_t = state.good_t_ms if state else None
         good_v = state.good_value if state else None
     last_q = int(Quality.GOOD) if good[-1] else int(Quality.BAD)
-    return ChannelState(t_ms[-1], values[-1], last_q, good_t, good_v)
+    return ChannelState(t_ms[-1], values[-1], last_q, good_t, good_v, first_good)

@@ -117,7 +117,10 @@ def compare_with_truth(ledger: Ledger, site: Site, truth_path: Path) -> dict:
     first = min(w[0] for w in windows.values()) / 1000
     last = max(w[1] for w in windows.values()) / 1000
     lo, hi = np.floor(first / step) * step, np.ceil(last / step) * step
-    table = BaseTable.from_rows(rows, lo, max(hi, lo + step), step)
+    table = BaseTable.from_rows(
+        rows, lo, max(hi, lo + step), step,
+        {c: (a / 1000.0, b / 1000.0) for c, (a, b) in windows.items()}, ledger.events(0, 2**62),
+    )  # fmt: skip
     (doc,) = period_kpis(site, table, "run", np.array([lo, max(hi, lo + step)]), np.array([last - first]))
 
     clinker = true_q["clinker_t"]
@@ -247,3 +250,13 @@ def _print_result(console: Console, result: dict) -> None:
         err = "—" if row["error_pct"] is None else f"{row['error_pct']:+.3f} %"
         table.add_row(name, f"{row['measured']:.3f}", f"{row['truth']:.3f}", err)
     console.print(table)
+    events = result["measured"]["counter_events"]
+    flagged = [e for e in events if e["kind"] == "implausible"]
+    console.print(
+        f"counter events: {len(events)} ({len(flagged)} flagged as implausible"
+        f"{', kept out of the totals' if any(not e['counted'] for e in flagged) else ''})"
+    )
+    for e in events:
+        state = "counted" if e["counted"] else "NOT counted"
+        pair = f"{e['v0']:g} → {e['v1']:g}"
+        console.print(f"  {e['t1']} {e['channel']}: {e['kind']} {pair}, {e['qty']:g} {state}")

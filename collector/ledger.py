@@ -1,7 +1,8 @@
 """The ledger: the collector's durable state, so a restart or a second collector continues exactly.
 
 It holds which batches were applied (for de-duplication), the raw readings, each channel's last reading (the
-start point of the next totaliser delta), the per-channel increments per base interval, the computed KPIs,
+start point of the next totaliser delta), the per-channel increments per base interval, the counter events
+(rollovers, resets, replaced meters, flagged jumps with their quantities), the computed KPIs,
 births and the dead letters. SQLite (WAL) is the embedded default; every method is one transaction so
 "applied" and "acknowledged" can never disagree.
 """
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.quantities import CounterEvent
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     agent TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -30,8 +33,13 @@ CREATE TABLE IF NOT EXISTS readings (
 CREATE TABLE IF NOT EXISTS channel_state (
     channel TEXT PRIMARY KEY,
     last_t_ms INTEGER NOT NULL, last_value REAL, last_quality INTEGER NOT NULL,
-    good_t_ms INTEGER, good_value REAL
+    good_t_ms INTEGER, good_value REAL, first_good_t_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS counter_events (
+    channel TEXT NOT NULL, t1_ms INTEGER NOT NULL, kind TEXT NOT NULL, t0_ms INTEGER NOT NULL,
+    v0 REAL NOT NULL, v1 REAL NOT NULL, qty REAL NOT NULL,
+    PRIMARY KEY (channel, t1_ms, kind)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS increments (
     channel TEXT NOT NULL, bucket_ms INTEGER NOT NULL, qty REAL NOT NULL, cov_s REAL NOT NULL,
     PRIMARY KEY (channel, bucket_ms)
@@ -58,6 +66,8 @@ class ChannelState:
     last_quality: int
     good_t_ms: int | None
     good_value: float | None
+    #: The channel's first good reading: with ``good_t_ms``, the window its counter deltas are complete in.
+    first_good_t_ms: int | None = None
 
 
 class Ledger:
@@ -72,6 +82,9 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a PUBACK'd batch must survive power loss
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(channel_state)")}
+        if "first_good_t_ms" not in columns:  # a ledger written before the column existed
+            self._db.execute("ALTER TABLE channel_state ADD COLUMN first_good_t_ms INTEGER")
 
     def close(self) -> None:
         with self._lock:
@@ -105,7 +118,8 @@ class Ledger:
     @staticmethod
     def channel_state(db: sqlite3.Connection, channel: str) -> ChannelState | None:
         row = db.execute(
-            "SELECT last_t_ms, last_value, last_quality, good_t_ms, good_value FROM channel_state"
+            "SELECT last_t_ms, last_value, last_quality, good_t_ms, good_value, first_good_t_ms"
+            " FROM channel_state"
             " WHERE channel = ?",
             (channel,),
         ).fetchone()
@@ -114,7 +128,8 @@ class Ledger:
     @staticmethod
     def set_channel_state(db: sqlite3.Connection, channel: str, state: ChannelState) -> None:
         db.execute(
-            "INSERT OR REPLACE INTO channel_state VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO channel_state (channel, last_t_ms, last_value, last_quality, good_t_ms,"
+            " good_value, first_good_t_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 channel,
                 state.last_t_ms,
@@ -122,6 +137,7 @@ class Ledger:
                 state.last_quality,
                 state.good_t_ms,
                 state.good_value,
+                state.first_good_t_ms,
             ),
         )
 
@@ -137,9 +153,12 @@ class Ledger:
     def readings_since(
         db: sqlite3.Connection, channel: str, t_ms: int
     ) -> list[tuple[int, float | None, int]]:
-        """Raw readings of a channel from the last one before ``t_ms`` on: the input to a recomputation."""
+        """Raw readings of a channel from the last good one before ``t_ms`` on: the input to a recomputation
+        (the pair across ``t_ms`` starts at that reading, whatever bad readings lie between)."""
         first = db.execute(
-            "SELECT MAX(t_ms) FROM readings WHERE channel = ? AND t_ms < ?", (channel, t_ms)
+            "SELECT MAX(t_ms) FROM readings WHERE channel = ? AND t_ms < ? AND quality = 0"
+            " AND value IS NOT NULL",
+            (channel, t_ms),
         ).fetchone()[0]
         start = first if first is not None else t_ms
         return db.execute(
@@ -151,12 +170,36 @@ class Ledger:
     def drop_increments(db: sqlite3.Connection, channel: str, from_bucket_ms: int) -> None:
         db.execute("DELETE FROM increments WHERE channel = ? AND bucket_ms >= ?", (channel, from_bucket_ms))
 
-    def good_windows(self) -> dict[str, tuple[int, int]]:
-        """First and last good reading time per channel: the window each channel's quantity covers."""
+    @staticmethod
+    def add_events(db: sqlite3.Connection, events: Iterable[CounterEvent]) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO counter_events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (e.channel, round(e.t1_s * 1000), e.kind, round(e.t0_s * 1000), e.v0, e.v1, e.qty)
+                for e in events
+            ],
+        )
+
+    @staticmethod
+    def drop_events(db: sqlite3.Connection, channel: str, from_ms: int) -> None:
+        db.execute("DELETE FROM counter_events WHERE channel = ? AND t1_ms >= ?", (channel, from_ms))
+
+    def events(self, start_ms: int, end_ms: int) -> list[CounterEvent]:
+        """Counter events whose later reading lies in [start_ms, end_ms), oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT channel, MIN(t_ms), MAX(t_ms) FROM readings WHERE quality = 0 AND value IS NOT NULL"
-                " GROUP BY channel"
+                "SELECT channel, kind, t0_ms, t1_ms, v0, v1, qty FROM counter_events"
+                " WHERE t1_ms >= ? AND t1_ms < ? ORDER BY t1_ms, channel",
+                (start_ms, end_ms),
+            ).fetchall()
+        return [CounterEvent(c, k, t0 / 1000.0, t1 / 1000.0, v0, v1, q) for c, k, t0, t1, v0, v1, q in rows]
+
+    def good_windows(self) -> dict[str, tuple[int, int]]:
+        """First and last good reading time per channel: the window each counter's deltas are complete in."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT channel, first_good_t_ms, good_t_ms FROM channel_state"
+                " WHERE first_good_t_ms IS NOT NULL AND good_t_ms IS NOT NULL"
             ).fetchall()
         return {ch: (lo, hi) for ch, lo, hi in rows}
 

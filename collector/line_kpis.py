@@ -11,19 +11,28 @@ only for the coal fired after 10:00. Every lab entry a KPI used is listed in its
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from agent.wire import ChannelKind
+from collector.quantities import CounterEvent
 from collector.site import FUELS, Channel, LabValue, Site
 from kpi.cement import CementIndicators, CementInputs, CementSettings, cement_indicators
 from kpi.clinker import ClinkerInputs, ClinkerOxides, ClinkerSettings, FuelUse, clinker_indicators
-from kpi.co2 import CLINKER_PROCESS_FACTORS, GRID_FACTORS
+from kpi.co2 import CLINKER_PROCESS_FACTORS, CO2_PER_C, GRID_FACTORS, fuel_co2_split
 from kpi.periods import rollup
+from kpi.units import KGCE_MJ
 
 FUEL_CARRIERS = ("coal", "natural_gas", "diesel", "alternative_fuel")
+#: Unit of a channel's quantity in KPI documents (after ``collector.site.UNIT_FACTORS``).
+QUANTITY_UNITS = {
+    ChannelKind.ENERGY_TOTAL: "kWh", ChannelKind.POWER: "kWh", ChannelKind.MASS_TOTAL: "t",
+    ChannelKind.MASS_RATE: "t", ChannelKind.VOLUME_TOTAL: "m3", ChannelKind.VOLUME_RATE: "m3",
+}  # fmt: skip
 
 
 class MissingLabValue(ValueError):
@@ -32,16 +41,28 @@ class MissingLabValue(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class BaseTable:
-    """Increments of many channels on one grid of base buckets: ``qty``/``cov`` are (channels × buckets)."""
+    """Increments of many channels on one grid of base buckets: ``qty``/``cov`` are (channels × buckets).
+
+    ``windows`` holds each channel's first and last good reading (s): a counter's deltas are complete inside
+    it however long its gaps. ``events`` are the counter events (rollovers, resets, exchanges, flagged jumps).
+    """
 
     channels: list[str]
     edges_s: np.ndarray
     qty: np.ndarray
     cov: np.ndarray
+    windows: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    events: tuple[CounterEvent, ...] = ()
 
     @classmethod
     def from_rows(
-        cls, rows: list[tuple[str, int, float, float]], start_s: float, end_s: float, step_s: float
+        cls,
+        rows: list[tuple[str, int, float, float]],
+        start_s: float,
+        end_s: float,
+        step_s: float,
+        windows: Mapping[str, tuple[float, float]] | None = None,
+        events: tuple[CounterEvent, ...] | list[CounterEvent] = (),
     ) -> BaseTable:
         """Ledger rows ``(channel, bucket_ms, qty, cov_s)`` → a dense table over [start_s, end_s)."""
         channels = sorted({r[0] for r in rows})
@@ -54,7 +75,30 @@ class BaseTable:
             if 0 <= k < qty.shape[1]:
                 qty[index[channel], k] += q
                 cov[index[channel], k] += c
-        return cls(channels, edges, qty, cov)
+        return cls(channels, edges, qty, cov, dict(windows or {}), tuple(events))
+
+    def with_flagged(self, site: Site) -> BaseTable:
+        """This table with the flagged deltas of channels set to ``implausible = "include"`` counted in,
+        spread over their pair's time like any delta (the kernel keeps them out and in ``events``)."""
+        included = [
+            e for e in self.events
+            if e.kind == "implausible" and e.channel in site.channels and e.counted(site.channels[e.channel])
+        ]  # fmt: skip
+        if not included:
+            return self
+        qty = self.qty.copy()
+        rows = {c: i for i, c in enumerate(self.channels)}
+        lo, hi = self.edges_s[:-1], self.edges_s[1:]
+        for e in included:
+            if e.channel not in rows:
+                continue
+            if e.t1_s > e.t0_s:
+                overlap = np.minimum(hi, e.t1_s) - np.maximum(lo, e.t0_s)
+                share = np.clip(overlap, 0.0, None) / (e.t1_s - e.t0_s)
+            else:
+                share = ((lo <= e.t1_s) & (e.t1_s < hi)).astype(float)
+            qty[rows[e.channel]] += e.qty * share
+        return dataclasses.replace(self, qty=qty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,26 +207,27 @@ def period_kpis(
     collector passes the elapsed part of a period still running).
     """
     lengths = np.diff(period_edges_s) if expected_s is None else expected_s
+    table = table.with_flagged(site)
     docs = []
     for line in site.lines:
         totals = _LineTotals(site, table, line, period_edges_s)
         used: list[set[int]] = [set() for _ in range(len(period_edges_s) - 1)]
-        fuels = _fuel_uses(site, table, totals, period_edges_s, used)
+        fuels, fuel_docs = _fuel_uses(site, table, totals, period_edges_s, used)
         oxides = _clinker_oxides(site, line, table, totals, period_edges_s, used)
         clinker_ratio = _clinker_ratio(site, line, table, totals, period_edges_s, used)
-        counted = totals.indices(lambda ch: ch.role != "info" and ch.boundary == "clinker")
         own_clinker = totals.period(_is("consumption", "clinker", "cement_prep", "own"))
         purchased_clinker = totals.period(_is("consumption", "clinker", "cement_prep", "purchased"))
         cement_t = totals.period(_is("output", "cement", "cement_prep"))
         prep_kwh = totals.period(_is("consumption", "electricity", "cement_prep"))
+        whr = _whr(totals)
         for p in range(len(period_edges_s) - 1):
-            coverage = 0.0
-            if counted and lengths[p] > 0:
-                coverage = float(np.min(totals.cov[counted, p]) / lengths[p])
+            channels = _channel_docs(totals, p, float(period_edges_s[p]), float(lengths[p]))
+            names = [n for n, ch in totals.members.items() if ch.role != "info" and ch.boundary == "clinker"]
+            coverage = min((channels[n]["complete"] for n in names), default=0.0)
             inputs = ClinkerInputs(
                 clinker_t=float(totals.period(_is("output", "clinker", "clinker"))[p]),
                 electricity_kwh=float(totals.period(_is("consumption", "electricity", "clinker"))[p]),
-                whr_kwh=float(totals.period(_is("credit", "electricity", "clinker"))[p]),
+                whr_kwh=max(float(whr["net_kwh"][p]), 0.0),
                 fuels=tuple(f[p] for f in fuels),
                 coverage=min(coverage, 1.0),
                 ckd_t=float(totals.period(_is("output", "ckd", "clinker"))[p]),
@@ -218,14 +263,78 @@ def period_kpis(
                     "period": period,
                     "start": _iso(start),
                     "end": _iso(end),
+                    "start_local": _local(site, start),
+                    "end_local": _local(site, end),
                     "start_ms": int(start * 1000),
                     "end_ms": int(end * 1000),
                     **dataclasses.asdict(ind),
                     **_cement_fields(cement),
+                    "whr_gross_kwh": float(whr["gross_kwh"][p]),
+                    "whr_aux_kwh": float(whr["aux_kwh"][p]),
+                    "whr_net_kwh": float(whr["net_kwh"][p]),
+                    "whr_net_metered": bool(whr["metered"]),
+                    "channels": channels,
+                    "electricity_by_meter": {
+                        n: d["quantity"] for n, d in channels.items()
+                        if d["carrier"] == "electricity" and d["role"] == "consumption"
+                    },
+                    "fuel_detail": fuel_docs[p],
+                    "counter_events": _event_docs(site, table, totals, start, end),
                     "lab_inputs": [_lab_doc(site.lab[i], i) for i in sorted(used[p])],
                 }
-            )
+            )  # fmt: skip
     return docs
+
+
+def _whr(totals: _LineTotals) -> dict[str, np.ndarray | bool]:
+    """Waste-heat power per period: gross generation, the WHR plant's own use and net = gross − aux (or a
+    net meter's reading where the site has one). Every WHR treatment uses the net."""
+    gross = totals.period(lambda ch: ch.role in ("credit", "whr_gross") and ch.boundary == "clinker")
+    aux = totals.period(lambda ch: ch.role == "whr_aux" and ch.boundary == "clinker")
+    metered = bool(totals.indices(lambda ch: ch.role == "whr_net" and ch.boundary == "clinker"))
+    net = gross - aux
+    if metered:
+        net = totals.period(lambda ch: ch.role == "whr_net" and ch.boundary == "clinker")
+    return {"gross_kwh": gross, "aux_kwh": aux, "net_kwh": net, "metered": metered}
+
+
+def _channel_docs(totals: _LineTotals, p: int, start: float, length: float) -> dict[str, dict]:
+    """Quantity and coverage of each of the line's channels in period ``p``.
+
+    ``coverage``: the share of the period inside intervals between good readings no longer than the
+    channel's gap limit — one meaning for every kind. ``complete``: the share whose quantity is known — for
+    a rate the same as its coverage, for a counter the part inside its first..last good reading (a delta
+    across a gap is complete). The line's ``coverage`` is the least ``complete`` of its counted channels.
+    """
+    out = {}
+    for name, ch in totals.members.items():
+        r = totals.rows[name]
+        q, c = float(totals.qty[r, p]), float(totals.cov[r, p])
+        share = min(c / length, 1.0) if length > 0 else 0.0
+        complete = share
+        window = totals.table.windows.get(name)
+        if ch.kind in ChannelKind.TOTALISERS and window is not None and length > 0:
+            complete = max(0.0, min(window[1], start + length) - max(window[0], start)) / length
+        doc = {"kind": ch.kind, "role": ch.role, "carrier": ch.carrier, "boundary": ch.boundary}
+        if ch.kind == ChannelKind.ANALOG:
+            doc |= {"unit": ch.unit, "mean": q / c if c > 0 else None}
+        else:
+            doc |= {"unit": QUANTITY_UNITS[ch.kind], "quantity": q}
+        out[name] = doc | {"coverage": share, "complete": min(complete, 1.0)}
+    return out
+
+
+def _event_docs(site: Site, table: BaseTable, totals: _LineTotals, start: float, end: float) -> list[dict]:
+    """The counter events of the line's channels whose later reading falls in [start, end)."""
+    return [
+        {
+            "channel": e.channel, "kind": e.kind, "t0": _iso(e.t0_s), "t1": _iso(e.t1_s),
+            "t1_local": _local(site, e.t1_s), "v0": e.v0, "v1": e.v1, "qty": e.qty,
+            "counted": e.counted(site.channels[e.channel]),
+        }
+        for e in table.events
+        if e.channel in totals.members and start <= e.t1_s < end
+    ]  # fmt: skip
 
 
 def _cement_fields(cement: CementIndicators) -> dict:
@@ -270,23 +379,27 @@ def _fuel_uses(
     totals: _LineTotals,
     period_edges_s: np.ndarray,
     used: list[set[int]],
-) -> list[list[FuelUse]]:
-    """Per fuel channel, one FuelUse per period with the NCV and carbon content of the fuel actually fired.
+) -> tuple[list[list[FuelUse]], list[list[dict]]]:
+    """Per fuel channel, one FuelUse per period with the NCV and carbon content of the fuel actually fired,
+    and per period a document per fuel (burner) with its t, kgce and CO2, split by the lab lot (NCV entry)
+    that was in force.
 
     NCV is weighted by mass, carbon content (tC/GJ) and biogenic share by heat. A missing NCV is an error
     (the energy figure would be a guess); a missing carbon content or biogenic share falls back to the fuel's
     default in ``kpi.co2`` and the provenance says so by listing no lab entry for it.
     """
     out = []
+    n_periods = len(period_edges_s) - 1
+    details: list[list[dict]] = [[] for _ in range(n_periods)]
     for name, ch in totals.members.items():
         if not (ch.role == "consumption" and ch.carrier in FUEL_CARRIERS and ch.boundary == "clinker"):
             continue
         mass = table.qty[totals.rows[name]]
         ncv = lab_series(site, site.lab_values("ncv_mj_per_kg", carrier=ch.carrier), table.edges_s)
         if np.any(ncv.missing_where(mass)):
-            when = _iso(float(table.edges_s[:-1][ncv.missing_where(mass)][0]))
+            when = _local(site, float(table.edges_s[:-1][ncv.missing_where(mass)][0]))
             raise MissingLabValue(
-                f"{name}: fuel fired at {when} but no [[lab]] ncv_mj_per_kg for carrier"
+                f"{name}: fuel fired at {when} (site time) but no [[lab]] ncv_mj_per_kg for carrier"
                 f" {ch.carrier!r} covers it"
                 " — add a lab entry with valid_from at or before that time"
             )
@@ -315,7 +428,50 @@ def _fuel_uses(
                 )
             )
         out.append(uses)
-    return out
+        fossil = heat_gj * carbon.values * default.oxidation * CO2_PER_C * (1.0 - biogenic.values)
+        docs = _fuel_docs(site, name, ch, mass, heat_gj, fossil, ncv, table, period_edges_s)
+        for p, doc in enumerate(docs):
+            details[p].append(doc | {"co2_biogenic_memo_t": _memo(uses[p]) if uses[p].mass_t > 0 else 0.0})
+    return out, details
+
+
+def _memo(use: FuelUse) -> float:
+    return fuel_co2_split(
+        use.mass_t, use.ncv_mj_per_kg, use.carbon_t_per_gj, use.oxidation, use.biogenic_fraction
+    ).biogenic_memo_t
+
+
+def _fuel_docs(
+    site: Site,
+    name: str,
+    ch: Channel,
+    mass: np.ndarray,
+    heat_gj: np.ndarray,
+    fossil_t: np.ndarray,
+    ncv: LabSeries,
+    table: BaseTable,
+    period_edges_s: np.ndarray,
+) -> list[dict]:
+    """One fuel channel's t, kgce and fossil CO2 per period, in total and per lab lot (NCV entry)."""
+    starts = table.edges_s[:-1]
+    docs = []
+    for p in range(len(period_edges_s) - 1):
+        inside = (starts >= period_edges_s[p]) & (starts < period_edges_s[p + 1]) & (mass > 0)
+        lots = []
+        for entry in np.unique(ncv.entry[inside]):
+            sel = inside & (ncv.entry == entry)
+            lab = site.lab[int(entry)]
+            lots.append({
+                "entry": int(entry), "source": lab.source, "ncv_mj_per_kg": lab.value,
+                "mass_t": float(mass[sel].sum()), "kgce": float(heat_gj[sel].sum() * 1000.0 / KGCE_MJ),
+                "co2_fossil_t": float(fossil_t[sel].sum()),
+            })  # fmt: skip
+        docs.append({
+            "channel": name, "carrier": ch.carrier, "fuel": ch.fuel or "bituminous",
+            "mass_t": float(mass[inside].sum()), "kgce": float(heat_gj[inside].sum() * 1000.0 / KGCE_MJ),
+            "co2_fossil_t": float(fossil_t[inside].sum()), "lots": lots,
+        })  # fmt: skip
+    return docs
 
 
 def _with_default(site: Site, quantity: str, carrier: str, table: BaseTable, default: float) -> LabSeries:
@@ -342,9 +498,9 @@ def _clinker_oxides(
     mgo = lab_series(site, site.lab_values("clinker_mgo", line=line), table.edges_s)
     for name, series in (("clinker_cao", cao), ("clinker_mgo", mgo)):
         if np.any(series.missing_where(made)):
-            when = _iso(float(table.edges_s[:-1][series.missing_where(made)][0]))
+            when = _local(site, float(table.edges_s[:-1][series.missing_where(made)][0]))
             raise MissingLabValue(
-                f"line {line!r}: clinker made at {when} but no [[lab]] {name} covers it"
+                f"line {line!r}: clinker made at {when} (site time) but no [[lab]] {name} covers it"
                 " — add a lab entry for that shift, or remove the line's clinker oxide entries to use"
                 " its default process factor"
             )
@@ -376,3 +532,8 @@ def _clinker_ratio(
 
 def _iso(t_s: float) -> str:
     return datetime.fromtimestamp(t_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _local(site: Site, t_s: float) -> str:
+    """An instant in the site's own time zone, as people at the plant read it."""
+    return datetime.fromtimestamp(t_s, ZoneInfo(site.site.timezone)).isoformat()

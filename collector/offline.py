@@ -25,13 +25,21 @@ def base_table(site: Site, named: dict[str, ChannelSeries], lo: float, hi: float
     channels = sorted(named)
     qty = np.zeros((len(channels), len(edges) - 1))
     cov = np.zeros_like(qty)
+    windows: dict[str, tuple[float, float]] = {}
+    events = []
     for i, name in enumerate(channels):
         s = named[name]
-        inc = channel_increments(site.channels[name], s.t_s, s.values, s.good, step)
+        inc = channel_increments(
+            name, site.channels[name], s.t_s, s.values, s.good, step, exchanges=site.exchanges(name)
+        )
         k = round((inc.start_s - lo) / step)
         qty[i, k : k + len(inc.qty)] = inc.qty
         cov[i, k : k + len(inc.cov)] = inc.cov
-    return BaseTable(channels, edges, qty, cov)
+        events.extend(inc.events)
+        usable = np.flatnonzero(s.good)
+        if usable.size:
+            windows[name] = (float(s.t_s[usable[0]]), float(s.t_s[usable[-1]]))
+    return BaseTable(channels, edges, qty, cov, windows, tuple(sorted(events, key=lambda e: e.t1_s)))
 
 
 def compute(site: Site, readings: Path, period: str) -> list[dict]:

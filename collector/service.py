@@ -78,8 +78,10 @@ class Collector:
         step = float(self.site.site.base_interval_s)
         docs: list[dict] = []
         for (period, start), end in sorted(dirty.items(), key=lambda kv: kv[0][1]):
-            rows = self.ledger.increments(int(start * 1000), int(end * 1000))
-            table = BaseTable.from_rows(rows, start, end, step)
+            start_ms, end_ms = int(start * 1000), int(end * 1000)
+            rows = self.ledger.increments(start_ms, end_ms)
+            events = self.ledger.events(start_ms, end_ms)
+            table = BaseTable.from_rows(rows, start, end, step, self._windows(), events)
             expected = np.array([max(min(end, now_s) - start, 1.0)])
             try:
                 period_docs = period_kpis(self.site, table, period, np.array([start, end]), expected)
@@ -94,6 +96,10 @@ class Collector:
         if docs:
             self.latest = docs
         return docs
+
+    def _windows(self) -> dict[str, tuple[float, float]]:
+        """Each channel's first and last good reading, in seconds (counters are complete inside them)."""
+        return {c: (lo / 1000.0, hi / 1000.0) for c, (lo, hi) in self.ledger.good_windows().items()}
 
     # -- life cycle ----------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -7,6 +7,7 @@ The same file drives the live collector and ``kilnwatch kpi compute``, so both g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,10 @@ from kpi.co2 import ALTERNATIVE_FUELS, CLINKER_PROCESS_FACTORS, DEFAULT_FUELS, G
 from kpi.periods import shift_start_minutes
 
 Kind = Literal["energy_total", "power", "mass_total", "mass_rate", "volume_total", "volume_rate", "analog"]
-Role = Literal["consumption", "output", "credit", "info"]
+#: ``credit`` is waste-heat (WHR) gross generation (kept for older site models: the same as ``whr_gross``);
+#: ``whr_aux`` the WHR plant's own use; ``whr_net`` a meter of the net generation itself.
+Role = Literal["consumption", "output", "credit", "whr_gross", "whr_aux", "whr_net", "info"]
+WHR_ROLES = ("credit", "whr_gross", "whr_aux", "whr_net")
 Carrier = Literal[
     "electricity",
     "coal",
@@ -150,11 +154,19 @@ class Channel(_Strict):
     def _known_fuel(cls, key: str | None) -> str | None:
         return key if key is None else _known(key, FUELS)
 
-    #: Counter modulus in the channel's unit (e.g. 4294967.296 t for a uint32 kg totaliser).
+    #: Counter modulus in the channel's unit (e.g. 4294967.296 t for a uint32 kg totaliser). A drop counts as
+    #: a rollover only from ≥ 90 % of it to ≤ 10 % of it; any other drop is a reset or a replaced meter.
     rollover: float = Field(0.0, ge=0)
-    #: Largest plausible rate in the channel's unit per hour; larger deltas are rejected. 0 = no limit.
+    #: Largest plausible rate in the channel's unit per hour; a larger counter delta is flagged. 0 = no limit.
     max_rate_per_h: float = Field(0.0, ge=0)
-    #: Longest gap between two rate samples that is still integrated (seconds).
+    #: Seconds added to a pair's Δt before the rate limit applies: at least the meter's register update
+    #: period plus the worst poll latency, so a read 0.1 s after a late one never trips the limit.
+    plausibility_window_s: float = Field(5.0, ge=0)
+    #: What a flagged (implausible) delta does: kept out of the totals (default) or counted in. Either way it
+    #: is listed with its quantity in every KPI document, so switching and recomputing restores it.
+    implausible: Literal["exclude", "include"] = "exclude"
+    #: Longest gap between two good readings that counts as coverage (seconds). A rate pair longer than it is
+    #: not integrated (missing, not zero); a counter delta across it is still complete.
     gap_limit_s: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
@@ -165,6 +177,8 @@ class Channel(_Strict):
             raise ValueError(f"unit {self.unit!r} does not fit kind {self.kind!r}; use one of {allowed}")
         if self.role != "info" and self.kind == ChannelKind.ANALOG:
             raise ValueError("an analog channel cannot be counted; set role = 'info'")
+        if self.role in WHR_ROLES and self.carrier != "electricity":
+            raise ValueError(f"role {self.role!r} is waste-heat power: set carrier = 'electricity'")
         return self
 
     @property
@@ -177,6 +191,25 @@ class Channel(_Strict):
 LINE_LAB_QUANTITIES = ("clinker_cao", "clinker_mgo", "clinker_ratio")
 #: Quantities that are fractions (0–1) rather than positive amounts.
 FRACTION_LAB_QUANTITIES = ("biogenic_fraction", "clinker_cao", "clinker_mgo", "clinker_ratio")
+
+
+def _ncv_hint(value: float) -> str:
+    guesses = [f"{value / 1000:g} MJ/kg if it is kJ/kg"]
+    if value > 1000:
+        guesses.append(f"{value * 4.1868 / 1000:.4g} MJ/kg if it is kcal/kg")
+    return "give MJ/kg (as received): " + ", or ".join(guesses)
+
+
+#: Plausible range of each lab quantity and the hint when a value falls outside: a unit mix-up (kJ/kg for
+#: MJ/kg, tC/TJ for tC/GJ, percent for a fraction) would otherwise pass into regulators' figures silently.
+LAB_PLAUSIBLE: dict[str, tuple[float, float, Callable[[float], str]]] = {
+    "ncv_mj_per_kg": (1.0, 60.0, _ncv_hint),
+    "carbon_t_per_gj": (0.005, 0.05, lambda v: f"give tC/GJ: {v / 1000:g} if it is tC/TJ (IPCC tables)"),
+    "biogenic_fraction": (0.0, 1.0, lambda v: f"give a fraction: {v / 100:g} if it is {v:g} %"),
+    "clinker_cao": (0.4, 0.8, lambda v: "give a fraction of clinker mass (e.g. 0.65 for 65 % CaO)"),
+    "clinker_mgo": (0.0, 0.15, lambda v: "give a fraction of clinker mass (e.g. 0.02 for 2 % MgO)"),
+    "clinker_ratio": (0.2, 1.0, lambda v: "give a fraction of cement mass (e.g. 0.75 for 75 %)"),
+}
 
 
 class LabValue(_Strict):
@@ -205,6 +238,11 @@ class LabValue(_Strict):
             raise ValueError(f"{self.quantity} belongs to a line: add line = '<line id>'")
         if self.valid_to is not None and self.valid_to <= self.valid_from:
             raise ValueError("valid_to must be after valid_from")
+        lo, hi, hint = LAB_PLAUSIBLE[self.quantity]
+        if not lo <= self.value <= hi:
+            raise ValueError(
+                f"{self.quantity} = {self.value:g} is outside the plausible {lo:g}–{hi:g}; {hint(self.value)}"
+            )
         return self
 
     @field_validator("valid_from", "valid_to")
@@ -215,27 +253,70 @@ class LabValue(_Strict):
         return ts
 
 
+class MeterExchange(_Strict):
+    """A meter replaced on a counter channel, as the fitter wrote it down. It wins over what the readings
+    suggest: the old meter counts up to ``old_final``, the new one from ``new_initial`` on, so the quantity
+    across the exchange is ``(old_final − last old reading) + (first new reading − new_initial)``.
+
+    Values are in the readings' own units. ``new_ratio`` scales the new meter's readings (and its modulus)
+    relative to the channel's unit, for a new meter with another CT/PT ratio or register resolution;
+    ``new_rollover`` is its modulus (unset: the channel's ``rollover``).
+    """
+
+    channel: str
+    at: datetime
+    old_final: float = Field(ge=0)
+    new_initial: float = Field(0.0, ge=0)
+    new_rollover: float | None = Field(None, ge=0)
+    new_ratio: float = Field(1.0, gt=0)
+    note: str = ""
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, ts: datetime) -> datetime:
+        if ts.tzinfo is None:
+            raise ValueError("give a time zone offset, e.g. 2026-11-15T10:30:00+08:00")
+        return ts
+
+
 class Site(_Strict):
     site: SiteInfo
     lines: dict[str, Line]
     channels: dict[str, Channel]
     lab: list[LabValue] = []
+    meter_exchange: list[MeterExchange] = []
 
     @model_validator(mode="after")
     def _references(self) -> Site:
         for name, ch in self.channels.items():
             if ch.line not in self.lines:
                 raise ValueError(f"channel {name!r} names line {ch.line!r}; define [lines.{ch.line}]")
-            if "/" not in name:
-                raise ValueError(f"channel {name!r} must be '<agent>/<point>'")
         for i, lab in enumerate(self.lab):
             if lab.line is not None and lab.line not in self.lines:
                 raise ValueError(f"lab entry {i} names line {lab.line!r}; define [lines.{lab.line}]")
+        last: dict[str, datetime] = {}
+        for i, ex in enumerate(self.meter_exchange):
+            ch = self.channels.get(ex.channel)
+            if ch is None or ch.kind not in ChannelKind.TOTALISERS:
+                raise ValueError(
+                    f"meter_exchange entry {i} names {ex.channel!r}, which is not a counter channel of this"
+                    " site model; use the channel id of an energy_total, mass_total or volume_total channel"
+                )
+            if ex.channel in last and ex.at <= last[ex.channel]:
+                raise ValueError(
+                    f"meter_exchange entry {i}: list the exchanges of {ex.channel!r} oldest first"
+                )
+            last[ex.channel] = ex.at
         return self
 
     @property
     def agents(self) -> set[str]:
-        return {name.split("/", 1)[0] for name in self.channels}
+        """Agents named by live channel ids (``<agent>/<point>``); imported data may use any other id."""
+        return {name.split("/", 1)[0] for name in self.channels if "/" in name}
+
+    def exchanges(self, channel: str) -> list[MeterExchange]:
+        """The recorded meter exchanges of one channel, oldest first."""
+        return [ex for ex in self.meter_exchange if ex.channel == channel]
 
     def lab_values(
         self, quantity: str, *, carrier: str | None = None, line: str | None = None

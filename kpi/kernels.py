@@ -48,8 +48,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-#: Indices into the counts returned by ``totaliser_increments``.
+#: Indices into the counts returned by ``totaliser_increments``, and the event kinds in its event rows.
 ROLLOVERS, RESETS, REJECTED = 0, 1, 2
+#: Columns of an event row: what happened, the pair (t0, v0) → (t1, v1), the quantity the pair stands for
+#: (counted for rollovers and resets, NOT for rejected jumps) and the channel (batch API; 0 otherwise).
+EVENT_KIND, EVENT_T0, EVENT_T1, EVENT_V0, EVENT_V1, EVENT_QTY, EVENT_CHANNEL = range(7)
+EVENT_COLUMNS = 7
+#: A drop is a rollover only when the previous value is within this share of the modulus below it and the
+#: new value within this share above zero (previous ≥ 0.9 × modulus, new ≤ 0.1 × modulus).
+ROLLOVER_WINDOW = 0.1
 
 #: Pairs looked at per run (module notes on speed). On the 10M-reading benchmark 64…256 were equally fast
 #: and 32 ~10 % slower; longer runs waste more of the sweep whenever a bad reading or an edge ends one early.
@@ -114,10 +121,14 @@ def _spread_delta(
     t0: float,
     t1: float,
     delta: float,
+    covered: bool,
     out_qty: np.ndarray,
     out_cov: np.ndarray,
 ) -> int:
-    """General rules of the totaliser for one pair: spread its delta over the buckets; the new pointer."""
+    """General rules of the totaliser for one pair: spread its delta over the buckets; the new pointer.
+
+    ``covered``: the pair is no longer than the gap limit, so its seconds count as coverage.
+    """
     nb = edges.shape[0] - 1
     dt = t1 - t0
     if dt > 0.0:
@@ -129,7 +140,8 @@ def _spread_delta(
             hi = min(t1, edges[k + 1])
             if hi > lo:
                 out_qty[k] += delta * ((hi - lo) / dt)
-                out_cov[k] += hi - lo
+                if covered:
+                    out_cov[k] += hi - lo
             if edges[k + 1] >= t1:
                 break
             k += 1
@@ -142,28 +154,66 @@ def _spread_delta(
 
 
 @njit(cache=True, error_model="numpy")
-def _not_plain_increment(flag: int, t1: float, dt: float, delta: float, limit: float, hi: float) -> bool:
+def _record(
+    events: np.ndarray, ne: int, kind: int, t0: float, t1: float, v0: float, v1: float, qty: float, ch: int
+) -> tuple[np.ndarray, int]:
+    """Append one event row, doubling the buffer when it is full (events are rare: a few per meter-year)."""
+    if ne == events.shape[0]:
+        grown = np.empty((max(16, 2 * ne), EVENT_COLUMNS))
+        grown[:ne] = events[:ne]
+        events = grown
+    events[ne, EVENT_KIND] = kind
+    events[ne, EVENT_T0] = t0
+    events[ne, EVENT_T1] = t1
+    events[ne, EVENT_V0] = v0
+    events[ne, EVENT_V1] = v1
+    events[ne, EVENT_QTY] = qty
+    events[ne, EVENT_CHANNEL] = ch
+    return events, ne + 1
+
+
+@njit(cache=True, error_model="numpy")
+def _not_plain_increment(
+    flag: int, t1: float, dt: float, delta: float, limit: float, window: float, gap_limit: float, hi: float
+) -> bool:
     # Bitwise, not short-circuit, operators: no branches, so the sweep vectorises.
-    return (flag == 0) | (not dt > 0.0) | (not delta >= 0.0) | (delta > limit * dt) | (not t1 <= hi)
+    return (
+        (flag == 0)
+        | (not dt > 0.0)
+        | (not delta >= 0.0)
+        | (delta > limit * (dt + window))
+        | (dt > gap_limit)
+        | (not t1 <= hi)
+    )
 
 
 @njit(cache=True, error_model="numpy")
 def _plain_increments(
-    t: np.ndarray, v: np.ndarray, good: np.ndarray, a: int, m: int, limit: float, hi: float
+    t: np.ndarray,
+    v: np.ndarray,
+    good: np.ndarray,
+    a: int,
+    m: int,
+    limit: float,
+    window: float,
+    gap_limit: float,
+    hi: float,
 ) -> int:
     """How many of the ``m`` pairs ``(a + j, a + j + 1)`` are plain increments, counted from ``a`` on.
 
-    Plain: the later reading has a good flag and ``t ≤ hi``, ``dt > 0``, ``delta ≥ 0`` and not
-    ``delta > limit × dt``. With reading ``a`` usable and in bucket ``k`` and finite ``hi = edges[k + 1]``,
-    every ``t`` of such a run is finite and in bucket ``k``; a non-finite ``v`` shows in the run's sum
-    (see ``_totalise``).
+    Plain: the later reading has a good flag and ``t ≤ hi``, ``0 < dt ≤ gap_limit``, ``delta ≥ 0`` and not
+    ``delta > limit × (dt + window)``. With reading ``a`` usable and in bucket ``k`` and finite
+    ``hi = edges[k + 1]``, every ``t`` of such a run is finite and in bucket ``k``; a non-finite ``v`` shows
+    in the run's sum (see ``_totalise``).
     """
     first = uint64(a)
     plain = m
     for j in range(m):  # the first pair that is not plain, as a branch-free min
         i0 = first + uint64(j)
         i1 = i0 + uint64(1)
-        stop = _not_plain_increment(good[i1], t[i1], t[i1] - t[i0], v[i1] - v[i0], limit, hi)
+        stop = _not_plain_increment(
+            good[i1], t[i1], t[i1] - t[i0], v[i1] - v[i0], limit, window, gap_limit, hi
+        )
         plain = min(plain, j if stop else m)
     return plain
 
@@ -176,14 +226,21 @@ def _totalise(
     edges: np.ndarray,
     rollover: float,
     max_rate: float,
+    window: float,
+    gap_limit: float,
     out_qty: np.ndarray,
     out_cov: np.ndarray,
     counts: np.ndarray,
-) -> bool:
-    """The totaliser pass, adding to ``counts``; False (and stopped) where ``t`` decreases."""
+    events: np.ndarray,
+    ne: int,
+    channel: int,
+) -> tuple[bool, np.ndarray, int]:
+    """The totaliser pass, adding to ``counts`` and ``events``; False (and stopped) where ``t`` decreases."""
     n = t.shape[0]
     nb = edges.shape[0] - 1
     limit = max_rate if max_rate > 0.0 else np.inf  # delta > inf × dt never holds: no plausibility limit
+    wrap_hi = (1.0 - ROLLOVER_WINDOW) * rollover  # a rollover leaves from at or above this ...
+    wrap_lo = ROLLOVER_WINDOW * rollover  # ... and lands at or below this
     k = -1  # bucket pointer, placed at the first usable reading
     lo = np.inf  # [lo, hi] = edges of bucket k while acc_* hold out_*[k]; empty otherwise
     hi = -np.inf
@@ -195,7 +252,7 @@ def _totalise(
     while i < n:
         if p >= 0 and p == i - 1 and i >= runs_from and t[p] >= lo and hi < np.inf:
             want = min(_RUN, n - i)
-            got = _plain_increments(t, v, good, p, want, limit, hi)
+            got = _plain_increments(t, v, good, p, want, limit, window, gap_limit, hi)
             run_q = acc_q
             run_c = acc_c
             first = uint64(p)
@@ -217,7 +274,7 @@ def _totalise(
         t1 = t[i]
         v1 = v[i]
         if i > 0 and t1 < t[i - 1]:
-            return False
+            return False, events, ne
         i += 1
         if not _usable(good[i - 1], t1, v1):
             continue
@@ -229,27 +286,35 @@ def _totalise(
                 acc_c = out_cov[k]
             continue
         t0 = t[p]
+        v0 = v[p]
         dt = t1 - t0
-        delta = v1 - v[p]
+        delta = v1 - v0
         p = i - 1
+        kind = -1
         if delta < 0.0:
-            if rollover > 0.0 and (max_rate <= 0.0 or delta + rollover <= max_rate * dt):
-                counts[ROLLOVERS] += 1
+            if rollover > 0.0 and v0 >= wrap_hi and v1 <= wrap_lo:
+                kind = ROLLOVERS
                 delta += rollover
-            else:
-                counts[RESETS] += 1
-                continue
-        if max_rate > 0.0 and delta > max_rate * dt:
+            else:  # a reset or a new meter: it counted from zero since the last old reading
+                kind = RESETS
+                delta = max(v1, 0.0)
+        if delta > limit * (dt + window):
             counts[REJECTED] += 1
+            events, ne = _record(events, ne, REJECTED, t0, t1, v0, v1, delta, channel)
             continue
+        if kind >= 0:
+            counts[kind] += 1
+            events, ne = _record(events, ne, kind, t0, t1, v0, v1, delta, channel)
+        covered = not dt > gap_limit
         if dt > 0.0 and t0 >= lo and t1 <= hi:
             acc_q += delta
-            acc_c += dt
+            if covered:
+                acc_c += dt
             continue
         if k < nb:
             out_qty[k] = acc_q
             out_cov[k] = acc_c
-        k = _spread_delta(edges, k, t0, t1, delta, out_qty, out_cov)
+        k = _spread_delta(edges, k, t0, t1, delta, covered, out_qty, out_cov)
         if k < nb:
             lo = edges[k]
             hi = edges[k + 1]
@@ -261,7 +326,7 @@ def _totalise(
     if 0 <= k < nb:
         out_qty[k] = acc_q
         out_cov[k] = acc_c
-    return True
+    return True, events, ne
 
 
 @njit(cache=True, error_model="numpy")
@@ -272,37 +337,50 @@ def totaliser_increments(
     edges: np.ndarray,
     rollover: float,
     max_rate: float,
+    window_s: float,
+    gap_limit: float,
     out_qty: np.ndarray,
     out_cov: np.ndarray,
-) -> np.ndarray:
-    """Per-bucket deltas of a totaliser (energy or mass counter).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bucket deltas of a totaliser (energy or mass counter): ``(counts, events)``.
 
-    Returns int64 counts ``(rollovers, resets, rejected)``, indexed by ``ROLLOVERS, RESETS, REJECTED``.
+    ``counts`` is int64 ``(rollovers, resets, rejected)``, indexed by ``ROLLOVERS, RESETS, REJECTED``;
+    ``events`` has one row (``EVENT_*`` columns) per rollover, reset and rejected jump, in time order.
 
     Why: ``reference/domain.md`` §7.1 "compute energy from counter deltas, not by integrating power; handle
-    counter rollover and meter replacement". For each consecutive pair of usable readings,
-    ``delta = v1 − v0``:
+    counter rollover and meter replacement", and these numbers go to regulators, so no delta is ever lost
+    silently. For each consecutive pair of usable readings, ``delta = v1 − v0``:
 
-    - ``delta < 0`` and ``rollover > 0`` and ``delta + rollover`` plausible (``≤ max_rate × dt``, or
-      ``max_rate ≤ 0`` meaning no limit): a counter rollover, ``delta += rollover``;
-    - otherwise ``delta < 0``: a meter reset/replacement; the pair contributes nothing and no coverage, and
-      counting continues from the new value;
-    - ``max_rate > 0`` and ``delta > max_rate × dt``: an implausible jump, rejected like a reset.
+    - ``delta < 0``, ``rollover > 0``, ``v0 ≥ 0.9 × rollover`` and ``v1 ≤ 0.1 × rollover``
+      (``ROLLOVER_WINDOW``): the register wrapped, ``delta = v1 + rollover − v0``;
+    - any other ``delta < 0``: a reset or a replaced meter, which counted from zero since the last old
+      reading, so ``delta = v1`` — nothing lost, nothing counted twice. This needs no plausibility limit;
+    - ``max_rate > 0`` and ``delta > max_rate × (dt + window_s)``: an implausible jump. ``window_s``
+      tolerates the meter's register update period and the poll latency, so a read 0.1 s after a late one
+      never trips it. The pair adds neither quantity nor coverage, but its quantity is kept in its event
+      row, so the caller can report it and count it in by a setting.
 
-    A pair's delta is spread over the buckets in proportion to time overlap (constant rate within the pair)
-    and the overlapped seconds are added to ``out_cov``. Bad readings are skipped, so the next usable reading
-    pairs with the last usable one: a counter loses nothing across a gap. A pair with equal times puts its
-    delta in the bucket holding that time, with no coverage. Chunking contract: see the module docstring.
+    A pair's delta is spread over the buckets in proportion to time overlap (constant rate within the pair);
+    its seconds count as coverage only when ``dt ≤ gap_limit`` (the delta itself is complete however long the
+    gap). Bad readings are skipped, so the next usable reading pairs with the last usable one. A pair with
+    equal times puts its delta in the bucket holding that time, with no coverage. Chunking contract: see
+    the module docstring.
     """
     _check(t, v, good, edges, out_qty, out_cov)
+    if not window_s >= 0.0 or not gap_limit > 0.0:
+        raise ValueError("window_s must be >= 0 and gap_limit > 0")
     counts = np.zeros(3, dtype=np.int64)
     qty = out_qty.copy()
     cov = out_cov.copy()
-    if not _totalise(t, v, good, edges, rollover, max_rate, qty, cov, counts):
+    events = np.empty((0, EVENT_COLUMNS))
+    ok, events, ne = _totalise(
+        t, v, good, edges, rollover, max_rate, window_s, gap_limit, qty, cov, counts, events, 0, 0
+    )
+    if not ok:
         _unsorted()
     out_qty[:] = qty
     out_cov[:] = cov
-    return counts
+    return counts, events[:ne].copy()
 
 
 @njit(cache=True, error_model="numpy")
@@ -380,26 +458,28 @@ def _trapezoid_pass(
     out_qty: np.ndarray,
     out_cov: np.ndarray,
 ) -> bool:
-    """The trapezoid pass; False (and stopped) where ``t`` decreases."""
+    """The trapezoid pass; False (and stopped) where ``t`` decreases.
+
+    Pairs are formed between consecutive USABLE readings: a bad sample is dropped and its neighbours are
+    integrated across it when they are within the gap limit, as a totaliser pairs across bad readings.
+    """
     n = t.shape[0]
-    if n == 0:
-        return True
     nb = edges.shape[0] - 1
     k = -1  # bucket pointer, placed by the first pair that counts (not by t[0], which may be NaN)
     lo = np.inf  # [lo, hi] = edges of bucket k while acc_* hold out_*[k]; empty otherwise
     hi = -np.inf
     acc_q = 0.0
     acc_c = 0.0
-    ok0 = _usable(good[0], t[0], v[0])  # is reading i - 1 usable
-    i = 1  # the pair at hand is (i - 1, i)
-    runs_from = 0  # no run is tried before this pair (after a run whose sum was not finite)
+    p = -1  # last usable reading
+    i = 0  # next reading
+    runs_from = 0  # no run is tried before this reading (after a run whose sum was not finite)
     while i < n:
-        if ok0 and i >= runs_from and t[i - 1] >= lo and hi < np.inf:
+        if p >= 0 and p == i - 1 and i >= runs_from and t[p] >= lo and hi < np.inf:
             want = min(_RUN, n - i)
-            got = _plain_pairs(t, good, i - 1, want, gap_limit, hi)
+            got = _plain_pairs(t, good, p, want, gap_limit, hi)
             run_q = acc_q
             run_c = acc_c
-            first = uint64(i - 1)
+            first = uint64(p)
             for j in range(got):
                 i0 = first + uint64(j)
                 i1 = i0 + uint64(1)
@@ -410,41 +490,46 @@ def _trapezoid_pass(
                 acc_q = run_q
                 acc_c = run_c
                 i += got
+                p = i - 1
                 if got == want:
                     continue
             else:  # a non-finite v (or an overflow): let the general rules take these pairs one by one
                 runs_from = i + got
-        # pair (i - 1, i) is not part of a run: the general rules
-        t0 = t[i - 1]
-        v0 = v[i - 1]
+        # reading i is not part of a run: the general rules
         t1 = t[i]
         v1 = v[i]
-        if t1 < t0:
+        if i > 0 and t1 < t[i - 1]:
             return False
-        ok1 = _usable(good[i], t1, v1)
-        if ok0 and ok1:
-            dt = t1 - t0
-            if dt > 0.0 and not dt > gap_limit:
-                if t0 >= lo and t1 <= hi:
-                    acc_q += 0.5 * (v0 + v1) * dt * scale
-                    acc_c += dt
-                else:
-                    if k < 0:
-                        k = _start_bucket(edges, t0)
-                    elif k < nb:
-                        out_qty[k] = acc_q
-                        out_cov[k] = acc_c
-                    k = _split_trapezoid(edges, k, t0, v0, t1, v1, scale, out_qty, out_cov)
-                    if k < nb:
-                        lo = edges[k]
-                        hi = edges[k + 1]
-                        acc_q = out_qty[k]
-                        acc_c = out_cov[k]
-                    else:
-                        lo = np.inf
-                        hi = -np.inf
-        ok0 = ok1
         i += 1
+        if not _usable(good[i - 1], t1, v1):
+            continue
+        if p < 0:
+            p = i - 1
+            continue
+        t0 = t[p]
+        v0 = v[p]
+        p = i - 1
+        dt = t1 - t0
+        if not (dt > 0.0 and not dt > gap_limit):
+            continue
+        if t0 >= lo and t1 <= hi:
+            acc_q += 0.5 * (v0 + v1) * dt * scale
+            acc_c += dt
+            continue
+        if k < 0:
+            k = _start_bucket(edges, t0)
+        elif k < nb:
+            out_qty[k] = acc_q
+            out_cov[k] = acc_c
+        k = _split_trapezoid(edges, k, t0, v0, t1, v1, scale, out_qty, out_cov)
+        if k < nb:
+            lo = edges[k]
+            hi = edges[k + 1]
+            acc_q = out_qty[k]
+            acc_c = out_cov[k]
+        else:
+            lo = np.inf
+            hi = -np.inf
     if 0 <= k < nb:
         out_qty[k] = acc_q
         out_cov[k] = acc_c
@@ -487,11 +572,12 @@ def rate_integral(
 
     Why: DESIGN "Domain model" — rate channels are integrated by the trapezoid rule, split exactly at interval
     edges (the rate at an edge is linearly interpolated), and gaps over a limit count as missing, not zero:
-    a pair with ``dt > gap_limit`` (pass ``np.inf`` for no limit) or a bad endpoint adds neither quantity nor
-    coverage, so the coverage tells the KPI layer how much of the bucket is real. This is the same split as
-    InfluxDB 1.6's ``integral()`` grouped by time, except for a pair spanning a whole bucket, which InfluxDB
-    splits at its first edge only (``tests/kpi/test_influx_integral_oracle.py``). Chunking contract: see the
-    module docstring.
+    pairs are formed between consecutive usable readings, so a bad sample is dropped and its good neighbours
+    are integrated across it; a pair with ``dt > gap_limit`` (pass ``np.inf`` for no limit) adds neither
+    quantity nor coverage, so the coverage tells the KPI layer how much of the bucket is real. This is the
+    same split as InfluxDB 1.6's ``integral()`` grouped by time, except for a pair spanning a whole bucket,
+    which InfluxDB splits at its first edge only (``tests/kpi/test_influx_integral_oracle.py``). Chunking
+    contract: see the module docstring.
     """
     if not rate_seconds > 0.0:
         raise ValueError("rate_seconds must be > 0")
@@ -549,31 +635,42 @@ def multi_channel_totaliser_increments(
     edges: np.ndarray,
     rollover: np.ndarray,
     max_rate: np.ndarray,
+    window_s: np.ndarray,
+    gap_limit: np.ndarray,
     out_qty: np.ndarray,
     out_cov: np.ndarray,
-) -> np.ndarray:
-    """``totaliser_increments`` for many channels in one call (backfill); returns counts (n_channels, 3).
+) -> tuple[np.ndarray, np.ndarray]:
+    """``totaliser_increments`` for many channels in one call (backfill): counts (n_channels, 3) and the
+    events of all channels, ``EVENT_CHANNEL`` naming the channel of each row.
 
     Channel ``c`` owns readings ``[starts[c], starts[c + 1])`` of the concatenated ``t, v, good``, parameters
-    ``rollover[c], max_rate[c]`` and output rows ``out_qty[c], out_cov[c]`` (shape n_channels × n_buckets).
+    ``rollover[c], max_rate[c], window_s[c], gap_limit[c]`` and output rows ``out_qty[c], out_cov[c]``
+    (shape n_channels × n_buckets).
     """
     _check_multi(t, v, good, starts, edges, rollover, out_qty, out_cov)
-    if max_rate.shape[0] != rollover.shape[0]:
-        raise ValueError("rollover and max_rate must have n_channels entries")
     n_ch = starts.shape[0] - 1
+    if max_rate.shape[0] != n_ch or window_s.shape[0] != n_ch or gap_limit.shape[0] != n_ch:
+        raise ValueError("rollover, max_rate, window_s and gap_limit must have n_channels entries")
+    for c in range(n_ch):
+        if not window_s[c] >= 0.0 or not gap_limit[c] > 0.0:
+            raise ValueError("window_s must be >= 0 and gap_limit > 0")
     counts = np.zeros((n_ch, 3), dtype=np.int64)
     qty = out_qty.copy()
     cov = out_cov.copy()
+    events = np.empty((0, EVENT_COLUMNS))
+    ne = 0
     for c in range(n_ch):
         a = starts[c]
         b = starts[c + 1]
-        if not _totalise(
-            t[a:b], v[a:b], good[a:b], edges, rollover[c], max_rate[c], qty[c], cov[c], counts[c]
-        ):
+        ok, events, ne = _totalise(
+            t[a:b], v[a:b], good[a:b], edges, rollover[c], max_rate[c], window_s[c], gap_limit[c],
+            qty[c], cov[c], counts[c], events, ne, c,
+        )  # fmt: skip
+        if not ok:
             _unsorted()
     out_qty[:] = qty
     out_cov[:] = cov
-    return counts
+    return counts, events[:ne].copy()
 
 
 @njit(cache=True, error_model="numpy")
