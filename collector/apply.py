@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.wire import Batch, Quality
+from collector.exchanges import exchange_key
 from collector.ledger import ChannelState, Ledger
 from collector.quantities import Increments, as_arrays, channel_increments
 from collector.site import Site
@@ -64,6 +65,37 @@ def apply_batch(ledger: Ledger, site: Site, batch: Batch) -> ApplyResult:
             lo, hi = result.touched.get(ch.line, (t_ms[0], t_ms[-1]))
             first = t_ms[0] if state is None else min(t_ms[0], state.last_t_ms)
             result.touched[ch.line] = (min(lo, first), max(hi, t_ms[-1]))
+    return result
+
+
+def apply_exchanges(ledger: Ledger, site: Site) -> ApplyResult:
+    """Bring the ledger in line with the site model's meter exchange records: recompute each channel whose
+    records were added, changed or removed since the ledger last saw them, from the earliest such exchange.
+
+    The collector calls this at start, so an exchange recorded with ``kilnwatch kpi exchange`` while it ran
+    takes effect at its next start; batches that arrive after the record is in the site model pass
+    through the same segmentation in ``channel_increments`` anyway.
+    """
+    result = ApplyResult()
+    step_s = float(site.site.base_interval_s)
+    with ledger.transaction() as db:
+        applied = Ledger.applied_exchanges(db)
+        wanted = {
+            exchange_key(ex): (ex.channel, round(ex.at.timestamp() * 1000)) for ex in site.meter_exchange
+        }
+        changed: dict[str, int] = {}
+        for record, (channel, at_ms) in set(applied.items()) ^ set(wanted.items()):
+            changed[channel] = min(changed.get(channel, at_ms), at_ms)
+            Ledger.set_exchange_applied(db, record, channel, at_ms, on=record in wanted)
+        for name, from_ms in changed.items():
+            state = Ledger.channel_state(db, name)
+            if state is None or name not in site.channels:
+                continue
+            inc = _recompute(db, site, name, state, from_ms, step_s)
+            result.exchanges += inc.count("exchange")
+            line = site.channels[name].line
+            lo, hi = result.touched.get(line, (from_ms, state.last_t_ms))
+            result.touched[line] = (min(lo, from_ms), max(hi, state.last_t_ms))
     return result
 
 

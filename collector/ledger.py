@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS counter_events (
     v0 REAL NOT NULL, v1 REAL NOT NULL, qty REAL NOT NULL,
     PRIMARY KEY (channel, t1_ms, kind)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS applied_exchanges (
+    record TEXT PRIMARY KEY, channel TEXT NOT NULL, at_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS increments (
     channel TEXT NOT NULL, bucket_ms INTEGER NOT NULL, qty REAL NOT NULL, cov_s REAL NOT NULL,
     PRIMARY KEY (channel, bucket_ms)
@@ -169,6 +172,19 @@ class Ledger:
     @staticmethod
     def drop_increments(db: sqlite3.Connection, channel: str, from_bucket_ms: int) -> None:
         db.execute("DELETE FROM increments WHERE channel = ? AND bucket_ms >= ?", (channel, from_bucket_ms))
+
+    @staticmethod
+    def applied_exchanges(db: sqlite3.Connection) -> dict[str, tuple[str, int]]:
+        """Meter exchange records the increments reflect: record → (channel, at_ms)."""
+        rows = db.execute("SELECT record, channel, at_ms FROM applied_exchanges").fetchall()
+        return {r: (c, at) for r, c, at in rows}
+
+    @staticmethod
+    def set_exchange_applied(db: sqlite3.Connection, record: str, channel: str, at_ms: int, on: bool) -> None:
+        if on:
+            db.execute("INSERT OR REPLACE INTO applied_exchanges VALUES (?, ?, ?)", (record, channel, at_ms))
+        else:
+            db.execute("DELETE FROM applied_exchanges WHERE record = ?", (record,))
 
     @staticmethod
     def add_events(db: sqlite3.Connection, events: Iterable[CounterEvent]) -> None:

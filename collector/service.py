@@ -16,7 +16,7 @@ import numpy as np
 import structlog
 
 from agent.wire import Batch
-from collector.apply import ApplyResult
+from collector.apply import ApplyResult, apply_exchanges
 from collector.config import CollectorConfig
 from collector.ingest import Ingest, MqttIngest
 from collector.ledger import Ledger
@@ -48,13 +48,17 @@ class Collector:
         self._dirty: dict[tuple[str, float], float] = {}
         self._lock = threading.Lock()
         self.latest: list[dict] = []
+        exchanged = apply_exchanges(self.ledger, site)
+        if exchanged.touched:
+            log.info("collector.meter_exchanges_applied", exchanges=exchanged.exchanges)
+            self._mark_dirty(None, exchanged)
 
     # -- hooks from ingest ---------------------------------------------------------------------------------
     def _queue_raw(self, batch: Batch) -> None:
         if self.sinks is not None:
             self.sinks.put_readings(batch)
 
-    def _mark_dirty(self, _batch: Batch, result: ApplyResult) -> None:
+    def _mark_dirty(self, _batch: Batch | None, result: ApplyResult) -> None:
         info = self.site.site
         with self._lock:
             for lo_ms, hi_ms in result.touched.values():

@@ -7,14 +7,16 @@ The same file drives the live collector and ``kilnwatch kpi compute``, so both g
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from agent.config_model import StrictModel
 from agent.wire import ChannelKind
 from collector.config_errors import load_toml_model
 from kpi.co2 import ALTERNATIVE_FUELS, CLINKER_PROCESS_FACTORS, DEFAULT_FUELS, GRID_FACTORS
@@ -55,8 +57,8 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
 FUELS = {**DEFAULT_FUELS, **ALTERNATIVE_FUELS}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel, BaseModel):  # BaseModel again only so linters see a pydantic model (RUF012)
+    """Every site-model table: strict values (``rollover = "1e6"`` is an error), see agent.config_model."""
 
 
 class SiteInfo(_Strict):
@@ -298,9 +300,13 @@ class Site(_Strict):
         for i, ex in enumerate(self.meter_exchange):
             ch = self.channels.get(ex.channel)
             if ch is None or ch.kind not in ChannelKind.TOTALISERS:
+                counters = [n for n, c in self.channels.items() if c.kind in ChannelKind.TOTALISERS]
+                close = difflib.get_close_matches(ex.channel, counters, n=1)
+                hint = f" — did you mean {close[0]!r}?" if close else ""
                 raise ValueError(
                     f"meter_exchange entry {i} names {ex.channel!r}, which is not a counter channel of this"
                     " site model; use the channel id of an energy_total, mass_total or volume_total channel"
+                    + hint
                 )
             if ex.channel in last and ex.at <= last[ex.channel]:
                 raise ValueError(

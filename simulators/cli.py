@@ -36,6 +36,14 @@ def kiln(
         str, typer.Option(help="Agent id in generated channel ids (<agent>/<point>).")
     ] = "kiln-gw",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    preset: Annotated[
+        list[str] | None,
+        typer.Option(help="POINT=REGISTER: a totaliser's register at the start, e.g. near its modulus."),
+    ] = None,
+    replace_meter: Annotated[
+        list[str] | None,
+        typer.Option(help="POINT@SECONDS: replace that meter by a new one counting from 0 (live run)."),
+    ] = None,
 ) -> None:
     """The 5000 t/d clinker line of docs/demo-plant.md: Modbus meters, an OPC UA DCS and ground truth."""
     from agent import logs
@@ -50,7 +58,25 @@ def kiln(
         raise typer.BadParameter(
             "a live run needs --modbus-port (or use --generate)", param_hint="--modbus-port"
         )
-    _run_live(modbus_port, opcua_port, truth, tick, truth_interval, seed, duration)
+    _run_live(modbus_port, opcua_port, truth, tick, truth_interval, seed, duration,
+              _meter_events(preset or [], replace_meter or []))  # fmt: skip
+
+
+def _meter_events(presets: list[str], replacements: list[str]):
+    from simulators.kiln.live import MeterEvents
+
+    def split(items: list[str], sep: str, option: str) -> dict[str, float]:
+        out = {}
+        for item in items:
+            name, _, number = item.partition(sep)
+            try:
+                out[name] = float(number)
+            except ValueError:
+                raise typer.BadParameter(f"{item!r}: expected POINT{sep}NUMBER", param_hint=option) from None
+        return out
+
+    starts = {k: int(v) if v.is_integer() else v for k, v in split(presets, "=", "--preset").items()}
+    return MeterEvents(starts, split(replacements, "@", "--replace-meter"))
 
 
 def _generate(days: float, step: float, out: Path, seed: int, agent: str) -> None:
@@ -73,6 +99,7 @@ def _run_live(
     truth_interval: float,
     seed: int,
     duration: float | None,
+    events=None,
 ) -> None:
     import asyncio
     import logging
@@ -90,6 +117,6 @@ def _run_live(
             loop.add_signal_handler(sig, stop.set)
         if duration is not None:
             loop.call_later(duration, stop.set)
-        await run_live(modbus_port, opcua_port, truth, tick, truth_interval, seed, stop)
+        await run_live(modbus_port, opcua_port, truth, tick, truth_interval, seed, stop, events)
 
     asyncio.run(main())

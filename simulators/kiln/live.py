@@ -11,41 +11,81 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import structlog
 from pymodbus.server import ModbusTcpServer
 
+from simulators.kiln import quantise
 from simulators.kiln.csvfiles import TRUTH_HEADER, iso_utc_ms, write_truth_rows
 from simulators.kiln.meters import State
 from simulators.kiln.modbus_server import start_modbus_server
 from simulators.kiln.model import KilnLine
 from simulators.kiln.opcua_server import DcsServer
+from simulators.kiln.points import MODBUS_POINTS
 
 log = structlog.get_logger(__name__)
+
+
+#: Totaliser points by name.
+POINTS = {p.name: p for p in MODBUS_POINTS if p.is_counter}
 
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@dataclass(frozen=True)
+class MeterEvents:
+    """Counter events to stage on the live plant, for tests of the collector's counter rules.
+
+    ``presets``: point name → the totaliser's register value at the start (e.g. just below its modulus, so
+    it rolls over within a short run). ``replacements``: point name → seconds after the start at which its
+    meter is replaced by a new one counting from 0.
+    """
+
+    presets: Mapping[str, int | float] = field(default_factory=dict)
+    replacements: Mapping[str, float] = field(default_factory=dict)
+
+
 class LivePlant:
     """A ``KilnLine`` tied to the wall clock; ``state()`` brings it to the current millisecond first."""
 
-    def __init__(self, seed: int, start_ms: int) -> None:
+    def __init__(self, seed: int, start_ms: int, events: MeterEvents | None = None) -> None:
         self.line = KilnLine(seed=seed)
-        self.t_ms = start_ms
+        self.t_ms = self.start_ms = start_ms
+        self.events = events or MeterEvents()
+        unknown = (set(self.events.presets) | set(self.events.replacements)) - set(POINTS)
+        if unknown:
+            raise ValueError(f"not totaliser points: {sorted(unknown)}; use one of {sorted(POINTS)}")
+        self.counters: dict[str, tuple[int | float, float]] = {
+            name: (start, 0.0) for name, start in self.events.presets.items()
+        }
+        self.replaced: set[str] = set()
 
     def advance_to(self, t_ms: int) -> None:
         """Step the model to ``t_ms``; a clock that went backwards leaves it where it is."""
         if t_ms > self.t_ms:
             self.line.step((t_ms - self.t_ms) / 1000.0)
             self.t_ms = t_ms
+            for name, after_s in self.events.replacements.items():
+                if name not in self.replaced and t_ms >= self.start_ms + after_s * 1000:
+                    point = POINTS[name]
+                    old_final = quantise.scaled(point, self.state_now().register(point)).item()
+                    self.counters[name] = (0, self.line.truth[point.source])
+                    self.replaced.add(name)
+                    log.info("sim.meter_replaced", point=name, t_ms=t_ms, old_final=old_final)
 
     def state(self) -> State:
         self.advance_to(wall_ms())
-        return State(rates=dict(self.line.rates), truth=dict(self.line.truth))
+        return self.state_now()
+
+    def state_now(self) -> State:
+        """What the meters show at the model's current instant."""
+        return State(rates=dict(self.line.rates), truth=dict(self.line.truth), counters=dict(self.counters))
 
 
 class TruthFile:
@@ -95,6 +135,7 @@ async def run_live(
     truth_interval_s: float = 1.0,
     seed: int = 1,
     stop: asyncio.Event | None = None,
+    events: MeterEvents | None = None,
 ) -> None:
     """Run the plant until ``stop`` is set; logs ``sim.ready`` once both servers accept connections.
 
@@ -102,7 +143,7 @@ async def run_live(
     ``truth_interval_s``, and a last row when the run stops.
     """
     stop = stop or asyncio.Event()
-    plant = LivePlant(seed, wall_ms())
+    plant = LivePlant(seed, wall_ms(), events)
     truth = TruthFile(truth_path) if truth_path is not None else None
     if truth is not None:
         truth.row(plant)

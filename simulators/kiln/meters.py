@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from simulators.kiln import quantise
 from simulators.kiln.points import DTSD1352_CT, HOLDING, INPUT, ModbusPoint, unit_points
@@ -21,14 +21,25 @@ SQRT3 = math.sqrt(3.0)
 
 @dataclass(frozen=True)
 class State:
-    """What a meter sees at one instant: the line's rates and its true cumulative quantities."""
+    """What a meter sees at one instant: the line's rates and its true cumulative quantities.
+
+    ``counters`` overrides totalisers by point name with ``(start register, truth already counted by
+    earlier meters)``: a counter preset near its modulus, or a meter replaced mid-run that counts from its
+    own start since the exchange (the truth file still holds the line's real cumulative).
+    """
 
     rates: Mapping[str, float]
     truth: Mapping[str, float]
+    counters: Mapping[str, tuple[int | float, float]] = field(default_factory=dict)
 
     def register(self, point: ModbusPoint) -> int | float:
         """The contract point's register value (a Python number, ready for ``struct``)."""
-        quantity = self.truth[point.source] if point.is_counter else self.rates[point.source]
+        if not point.is_counter:
+            return quantise.register_value(point, self.rates[point.source]).item()
+        quantity = self.truth[point.source]
+        if point.name in self.counters:
+            start, counted = self.counters[point.name]
+            point, quantity = replace(point, start=start), quantity - counted
         return quantise.register_value(point, quantity).item()
 
 

@@ -68,8 +68,10 @@ class Observer:
 
 
 @contextlib.contextmanager
-def live_plant(workdir: Path, broker_port: int) -> Iterator[tuple[Path, Observer, subprocess.Popen]]:
-    """Simulator + observer + agent; yields (truth file, observer, agent process)."""
+def live_plant(
+    workdir: Path, broker_port: int, sim_args: tuple[str, ...] = ()
+) -> Iterator[tuple[Path, Observer, subprocess.Popen]]:
+    """Simulator (with ``sim_args`` added) + observer + agent; yields (truth file, observer, agent)."""
     modbus, opcua = free_port(), free_port()
     truth = workdir / "truth.csv"
     sim_log = (workdir / "sim.log").open("ab")
@@ -84,6 +86,7 @@ def live_plant(workdir: Path, broker_port: int) -> Iterator[tuple[Path, Observer
             str(opcua),
             "--truth",
             str(truth),
+            *sim_args,
         ],
         stdout=sim_log,
         stderr=subprocess.STDOUT,
