@@ -120,9 +120,14 @@ def probe(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 2.0,
 ) -> None:
     """Read a device once and print decoded values with their raw registers; publishes nothing."""
+    from agent.config_model import TextValue
     from agent.probe import run_probe
 
-    settings = dict(item.partition("=")[::2] for item in security or [])
+    # Command-line text is read by each key's type, like a ${VAR} in a config file ("accept_first=true").
+    settings = {
+        key: TextValue(value, f"--security {key}=")
+        for key, value in (item.partition("=")[::2] for item in security or [])
+    }
     status = run_probe(url, unit=unit, reads=read, function=function, base=base, profile=profile,
                        ct_ratio=ct_ratio, pt_ratio=pt_ratio, nodes=node, security=settings,
                        timeout=timeout, echo=typer.echo)  # fmt: skip

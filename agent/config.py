@@ -7,32 +7,24 @@ and the fix. Field descriptions double as those fixes and as the reference in ``
 
 ``${VAR}`` and ``${VAR:-default}`` inside string values are expanded from the environment at load, so a
 deployment can move a host or port without editing the file (the demo and the tests start the simulator on
-free ports this way).
+free ports this way). Values are strict (``agent.config_model``): ``port = "1883"`` is an error. A value that
+is one whole reference, such as ``port = "${PORT:-1883}"``, is read by the key's type after expansion, as if
+the result were written unquoted: a number for ``port``, but still a string for ``password``. Text around a
+reference (``"opc.tcp://${HOST}:4840"``) makes the value a string, as written.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import tomllib
-import types
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from agent import profiles, wire
+from agent.config_messages import describe_errors, key_path
+from agent.config_model import StrictModel, TextValue, UnreadableConfig, parse_toml, read_text
 from agent.sources.modbus.decode import BIT_FUNCTIONS, register_count
 
 RegisterType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
@@ -60,8 +52,8 @@ class ConfigError(ValueError):
         self.problems = problems
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel):
+    """Every agent config table: unknown keys are errors, values strictly typed (see agent.config_model)."""
 
 
 def _check_name(value: str) -> str:
@@ -237,8 +229,12 @@ class ModbusPoint(_Strict):
     @field_validator("address", mode="before")
     @classmethod
     def _quoted_address(cls, value: Any) -> Any:
-        """Register numbers are converted by now: anything else quoted is a slip, not a number to guess at."""
-        if isinstance(value, str):
+        """Register numbers are converted by now: anything else quoted is a slip, not a number to guess at.
+
+        Text from a whole ``${VAR}`` is left to the base model, which reads it as a number (a register
+        number such as '43060' from the environment was already converted, like a quoted one).
+        """
+        if isinstance(value, str) and not isinstance(value, TextValue):
             raise ValueError(
                 f"{value!r} is not a register number such as '43060' or '403060' (table digit 0, 1, 3 or 4, "
                 "then the number counted from 1): write protocol addresses unquoted, hex as 0x2012"
@@ -641,18 +637,18 @@ def load_config(path: str | Path) -> AgentConfig:
     """Read, expand and validate a config file; relative outbox paths resolve against its folder."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read the file: {exc.strerror or exc}"]) from None
+        text = read_text(path)
+    except UnreadableConfig as exc:
+        raise ConfigError([str(exc)]) from None
     return parse_config(text, path)
 
 
 def parse_config(text: str, path: Path) -> AgentConfig:
     """Validate TOML ``text``; ``path`` names the file in errors and anchors relative paths."""
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        raw = parse_toml(text, path)
+    except UnreadableConfig as exc:
+        raise ConfigError([str(exc)]) from None
     problems: list[str] = []
     raw = _anchor_paths(_expand_env(raw, (), path, problems), path.parent)
     if problems:
@@ -660,7 +656,8 @@ def parse_config(text: str, path: Path) -> AgentConfig:
     try:
         config = AgentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([f"{path}: {_describe(err)}" for err in exc.errors()]) from None
+        errors = describe_errors(exc.errors(), AgentConfig)
+        raise ConfigError([f"{path}: {key}: {sentence}" for key, sentence in errors]) from None
     problems = [f"{path}: {line}" for line in _duplicate_names(config)]
     if problems:
         raise ConfigError(problems)
@@ -705,6 +702,8 @@ def _anchor_paths(raw: Any, folder: Path) -> Any:
 
 
 def _expand_env(value: Any, loc: tuple[str | int, ...], path: Path, problems: list[str]) -> Any:
+    """Strings with ``${VAR}`` references expanded; a value that is one whole reference becomes a
+    ``TextValue``, which the models read by the key's type (a number for ``port``)."""
     if isinstance(value, dict):
         return {k: _expand_env(v, (*loc, k), path, problems) for k, v in value.items()}
     if isinstance(value, list):
@@ -719,12 +718,13 @@ def _expand_env(value: Any, loc: tuple[str | int, ...], path: Path, problems: li
         if default is not None:
             return default
         problems.append(
-            f"{path}: {_key_path(loc)}: environment variable {name!r} is not set: "
+            f"{path}: {key_path(loc)}: environment variable {name!r} is not set: "
             f"set it, or give a default as ${{{name}:-value}}"
         )
         return match.group(0)
 
-    return _ENV_REF.sub(substitute, value)
+    expanded = _ENV_REF.sub(substitute, value)
+    return TextValue(expanded, value) if _ENV_REF.fullmatch(value) else expanded
 
 
 def _duplicate_names(config: AgentConfig) -> list[str]:
@@ -746,73 +746,3 @@ def _duplicate_names(config: AgentConfig) -> list[str]:
                     problems.append(f"{where}.name: duplicate name {point.name!r} (also {other}): rename one")
                 points.setdefault(point.name, where)
     return problems
-
-
-def _key_path(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The model class that holds the key at ``loc`` (so errors can list its keys and read its docs)."""
-    model: type[BaseModel] = AgentConfig
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        inner = _nested_model(field.annotation) if field is not None else None
-        if inner is None:
-            return None
-        model = inner
-    return model
-
-
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (list, typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _nested_model(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def _describe(err: Any) -> str:
-    """One pydantic error → 'key.path: what is wrong: how to fix it'."""
-    loc = tuple(err["loc"])
-    key, parent = _key_path(loc), _model_at(loc[:-1])
-    name = loc[-1] if loc else ""
-    field = parent.model_fields.get(name) if parent is not None and isinstance(name, str) else None
-    got = err.get("input")
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        allowed = list(parent.model_fields) if parent is not None else []
-        close = difflib.get_close_matches(str(name), allowed, n=1)
-        hint = f" — did you mean {close[0]!r}?" if close else ""
-        return f"{key}: unknown key {name!r}{hint} (allowed keys: {', '.join(allowed)})"
-    if kind == "missing":
-        fix = field.description if field is not None and field.description else "add it"
-        return f"{key}: missing required key {name!r}: {fix}"
-    if kind == "literal_error" and field is not None:
-        options = [str(o) for o in _literal_options(field.annotation)]
-        close = difflib.get_close_matches(str(got), options, n=1)
-        hint = f" — did you mean {close[0]!r}?" if close else ""
-        return f"{key}: expected one of {', '.join(options)}; got {got!r}{hint}"
-    message = err["msg"].removeprefix("Value error, ")
-    if kind.endswith(("_type", "_parsing")) or kind in (
-        "greater_than",
-        "less_than_equal",
-        "greater_than_equal",
-    ):
-        fix = f" ({field.description})" if field is not None and field.description else ""
-        return f"{key}: {message.lower()}; got {got!r}{fix}"
-    return f"{key}: {message}"
-
-
-def _literal_options(annotation: Any) -> list[Any]:
-    if typing.get_origin(annotation) is Literal:
-        return list(typing.get_args(annotation))
-    return [opt for arg in typing.get_args(annotation) for opt in _literal_options(arg)]

@@ -30,6 +30,8 @@ from pydantic import ValidationError
 
 from agent import profiles
 from agent.config import ModbusDevice
+from agent.config_messages import describe_errors
+from agent.config_model import TextValue
 from agent.sources.modbus.decode import (
     BIT_FUNCTIONS,
     FORMATS,
@@ -115,7 +117,8 @@ def device_settings(url: str) -> dict[str, Any]:
         for key, values in parse_qs(parts.query).items():
             if key not in _SERIAL_QUERY:
                 raise ProbeError(f"{url!r}: unknown setting {key!r}; use {', '.join(_SERIAL_QUERY)}")
-            settings[_SERIAL_QUERY[key]] = values[-1].upper() if key == "parity" else values[-1]
+            value = values[-1].upper() if key == "parity" else values[-1]
+            settings[_SERIAL_QUERY[key]] = TextValue(value, f"{key}= in the URL")  # read as the key's type
         return settings
     raise ProbeError(f"{url!r}: use modbus://, rtu-over-tcp://, rtu:// or opc.tcp:// URLs")
 
@@ -127,8 +130,8 @@ def build_device(url: str, unit: int, timeout: float, **extra: Any) -> ModbusDev
         return ModbusDevice.model_validate(raw)
     except ValidationError as exc:
         problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'device'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
+            f"{'device' if key == '(top level)' else key}: {sentence}"
+            for key, sentence in describe_errors(exc.errors(), ModbusDevice)
         ]
         raise ProbeError("; ".join(problems)) from None
 

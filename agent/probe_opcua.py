@@ -15,6 +15,7 @@ from asyncua import Node, ua
 from pydantic import ValidationError
 
 from agent.config import OpcuaServer
+from agent.config_messages import describe_errors
 from agent.sources.opcua.connection import Session, close_client, open_session
 
 #: Browsing stops after this many variables, so a probe of a large server stays quick and readable.
@@ -37,7 +38,10 @@ async def probe_opcua(url: str, nodes: list[str], timeout: float = 4.0, **securi
             {"name": "probe", "endpoint": url, "timeout": timeout, **security}
         )
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        problems = [
+            f"{'settings' if key == '(top level)' else key}: {sentence}"
+            for key, sentence in describe_errors(exc.errors(), OpcuaServer)
+        ]
         raise ValueError("; ".join(problems)) from None
     try:
         session = await open_session(server)

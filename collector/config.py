@@ -1,19 +1,19 @@
-"""Collector configuration (TOML), validated at load with errors that name file, key and fix."""
+"""Collector configuration (TOML), validated at load with errors that name file, key and fix.
+
+Values are strict (``agent.config_model``): ``kpi_interval_s = "10"`` is an error, not ten seconds.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from agent.config_model import StrictModel as _Strict
 from agent.wire import DEFAULT_ROOT, MAX_PAYLOAD_BYTES
 from collector.config_errors import ConfigError, load_toml_model
 from collector.sinks.config import InfluxConfig
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CollectorSection(_Strict):

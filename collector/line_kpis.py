@@ -221,7 +221,8 @@ def period_kpis(
         prep_kwh = totals.period(_is("consumption", "electricity", "cement_prep"))
         whr = _whr(totals)
         for p in range(len(period_edges_s) - 1):
-            channels = _channel_docs(totals, p, float(period_edges_s[p]), float(lengths[p]))
+            bounds = (float(period_edges_s[p]), float(period_edges_s[p + 1]))
+            channels = _channel_docs(totals, p, bounds, float(lengths[p]))
             names = [n for n, ch in totals.members.items() if ch.role != "info" and ch.boundary == "clinker"]
             coverage = min((channels[n]["complete"] for n in names), default=0.0)
             inputs = ClinkerInputs(
@@ -298,8 +299,11 @@ def _whr(totals: _LineTotals) -> dict[str, np.ndarray | bool]:
     return {"gross_kwh": gross, "aux_kwh": aux, "net_kwh": net, "metered": metered}
 
 
-def _channel_docs(totals: _LineTotals, p: int, start: float, length: float) -> dict[str, dict]:
-    """Quantity and coverage of each of the line's channels in period ``p``.
+def _channel_docs(
+    totals: _LineTotals, p: int, bounds: tuple[float, float], length: float
+) -> dict[str, dict]:
+    """Quantity and coverage of each of the line's channels in period ``p`` (``bounds``), as shares of the
+    ``length`` seconds it should be covered (the elapsed part of a period still running).
 
     ``coverage``: the share of the period inside intervals between good readings no longer than the
     channel's gap limit — one meaning for every kind. ``complete``: the share whose quantity is known — for
@@ -314,7 +318,7 @@ def _channel_docs(totals: _LineTotals, p: int, start: float, length: float) -> d
         complete = share
         window = totals.table.windows.get(name)
         if ch.kind in ChannelKind.TOTALISERS and window is not None and length > 0:
-            complete = max(0.0, min(window[1], start + length) - max(window[0], start)) / length
+            complete = max(0.0, min(window[1], bounds[1]) - max(window[0], bounds[0])) / length
         doc = {"kind": ch.kind, "role": ch.role, "carrier": ch.carrier, "boundary": ch.boundary}
         if ch.kind == ChannelKind.ANALOG:
             doc |= {"unit": ch.unit, "mean": q / c if c > 0 else None}

@@ -15,7 +15,6 @@ carries numbers only.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import tomllib
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from agent.config_messages import suggest
 from agent.sources.modbus.decode import register_count
 
 _SUFFIX = ".toml"
@@ -73,8 +73,8 @@ def names() -> list[str]:
 
 def did_you_mean(word: str, options: list[str]) -> str:
     """`` — did you mean 'x'?`` for the closest option, or nothing: the hint every config error uses."""
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    return f" — did you mean {close[0]!r}?" if close else ""
+    close = suggest(word, options, cutoff=0.5)
+    return f" — did you mean {close!r}?" if close is not None else ""
 
 
 @functools.cache

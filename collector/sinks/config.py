@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from agent.config_model import StrictModel
 
 #: Keys that belong to one API only; setting them for the other is a mistake worth reporting.
 _API_KEYS = {
@@ -17,10 +19,11 @@ _API_KEYS = {
 }
 
 
-class InfluxConfig(BaseModel):
-    """An InfluxDB (or compatible) server. ``api = "v1"`` for 1.x (``/write``), ``"v2"`` for 2.x/3.x/1.8+."""
+class InfluxConfig(StrictModel):
+    """An InfluxDB (or compatible) server. ``api = "v1"`` for 1.x (``/write``), ``"v2"`` for 2.x/3.x/1.8+.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict like every config table: ``batch_lines = "5000"`` or ``gzip = 1`` is an error, not a guess.
+    """
 
     api: Literal["v1", "v2"]
     url: str = Field(description="base URL, e.g. http://127.0.0.1:8086")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import typing
 from pathlib import Path
 
@@ -97,8 +98,8 @@ def test_misspelt_type_lists_the_choices(tmp_path: Path) -> None:
 
 def test_wrong_value_type_names_key_and_value(tmp_path: Path) -> None:
     message = error_of(write(tmp_path, GOOD.replace("unit = 3", 'unit = "three"')))
-    assert "agent.toml: modbus[0].unit: input should be a valid integer" in message
-    assert "got 'three'" in message and "unit id" in message
+    assert 'agent.toml: modbus[0].unit: expected an integer, got the string "three"' in message
+    assert "give a whole number without quotes" in message and "unit id" in message
 
 
 def test_missing_device_address_says_what_to_set(tmp_path: Path) -> None:
@@ -224,3 +225,135 @@ def test_devices_sharing_a_line_must_agree_on_its_settings(tmp_path: Path) -> No
     )
     message = error_of(write(tmp_path, shared))
     assert "modbus[1].transport: 'rtu-over-tcp' differs from 'tcp' of modbus[0]" in message
+
+
+# Strict values: what lax pydantic would coerce is refused, with the key and the line to write instead.
+
+
+STRICT_CASES = [
+    (
+        "port = 1884",
+        'port = "1883"',
+        'mqtt.port: expected an integer, got the string "1883" — write port = 1883 without quotes',
+    ),
+    ("port = 1884", "port = true", "mqtt.port: expected an integer, got true — give a number"),
+    ("unit = 3", "unit = 3.5", "modbus[0].unit: expected an integer, got the number 3.5 — give a whole"),
+    ("unit = 3", "unit = 3.0", "write unit = 3, without the decimal point"),
+    (
+        "scale = 0.001",
+        'scale = "0.001"',
+        'points[0].scale: expected a number, got the string "0.001" — write scale = 0.001 without quotes',
+    ),
+    (
+        "[mqtt]",
+        '[mqtt]\ntls = "true"',
+        'mqtt.tls: expected true or false, got the string "true" — write tls = true without quotes',
+    ),
+    (
+        'name = "kiln_kw"',
+        "name = 5",
+        'modbus[0].points[1].name: expected a string, got the number 5 — write name = "5" in quotes',
+    ),
+    ("unit = 3", "unit = 3\naddress_base = true", "modbus[0].address_base: expected one of 0, 1; got true"),
+    (
+        "address = 3059",
+        'address = 3059\nfunction = "4"',
+        "points[1].function: expected one of 1, 2, 3, 4; got '4' — write function = 4 without quotes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), STRICT_CASES)
+def test_values_are_strict_and_the_message_gives_the_fix(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    text = GOOD.replace(old, new, 1)
+    assert text != GOOD
+    message = error_of(write(tmp_path, text))
+    assert message.startswith(f"{tmp_path / 'agent.toml'}: ")
+    assert expected in message
+
+
+def test_toml_types_that_pydantic_would_call_wrong_are_accepted(tmp_path: Path) -> None:
+    """An integer for a float key, a string for a path key, an array for a list: what TOML gives."""
+    text = GOOD.replace("unit = 3", "unit = 3\ntimeout = 2\ninterval = 5\nct_ratio = 20").replace(
+        'type = "int64"', 'type = "int64"\nratios = "ct"'
+    )
+    device = load_config(write(tmp_path, text)).modbus[0]
+    assert (device.timeout, device.interval, device.ct_ratio) == (2.0, 5.0, 20.0)
+    assert all(isinstance(v, float) for v in (device.timeout, device.interval, device.ct_ratio))
+    assert isinstance(load_config(write(tmp_path, GOOD)).outbox.path, Path)
+
+
+@pytest.mark.parametrize(
+    ("written", "where", "suggested"),
+    [
+        ("slave = 1", "modbus[0].slave", "unit"),
+        ("slave_id = 1", "modbus[0].slave_id", "unit"),
+        ("unit_id = 1", "modbus[0].unit_id", "unit"),
+        ("poll_interval = 2", "modbus[0].poll_interval", "interval"),
+        ('ip = "10.0.0.6"', "modbus[0].ip", "host"),
+        ("baud = 9600", "modbus[0].baud", "baudrate"),
+    ],
+)
+def test_unknown_key_suggests_the_word_people_mean(
+    tmp_path: Path, written: str, where: str, suggested: str
+) -> None:
+    message = error_of(write(tmp_path, GOOD.replace("unit = 3", f"unit = 3\n{written}")))
+    key = written.split(" = ")[0]
+    assert f"{where}: unknown key {key!r} — did you mean {suggested!r}?" in message
+
+
+def test_a_synonym_is_only_suggested_where_its_key_exists(tmp_path: Path) -> None:
+    # A point's 'unit' is its engineering unit, so 'slave' there is not a misspelt unit id.
+    message = error_of(write(tmp_path, GOOD.replace('unit = "kWh"', 'unit = "kWh"\nslave = 1')))
+    assert "modbus[0].points[0].slave: unknown key 'slave'" in message and "'unit'?" not in message
+    message = error_of(write(tmp_path, GOOD.replace('site = "plant1"', 'site = "plant1"\ninterval = 2')))
+    assert "agent.interval: unknown key 'interval' — did you mean 'batch_interval'?" in message
+
+
+def test_a_whole_environment_reference_takes_the_type_of_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """port = "${PORT}" reads as port = <the number>; a password of digits stays a string."""
+    text = GOOD.replace(
+        "port = 1884",
+        'port = "${KW_TEST_PORT:-1883}"\nusername = "${KW_TEST_USER:-7}"\n'
+        'password = "${KW_TEST_PW:-123456}"\nclient_id = "gw-${KW_TEST_N:-1}"',
+    ).replace("[agent]", '[agent]\nbatch_interval = "${KW_TEST_BATCH:-2}"')
+    path = write(tmp_path, text)
+    for name in ("KW_TEST_PORT", "KW_TEST_USER", "KW_TEST_PW", "KW_TEST_N", "KW_TEST_BATCH"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = load_config(path)
+    assert (cfg.mqtt.port, cfg.mqtt.username, cfg.mqtt.password) == (1883, "7", "123456")
+    assert (cfg.mqtt.client_id, cfg.agent.batch_interval) == ("gw-1", 2.0)
+    assert type(cfg.mqtt.password) is str
+    monkeypatch.setenv("KW_TEST_PORT", "1883.5")
+    message = error_of(path)
+    assert 'mqtt.port: expected an integer, got the text "1883.5" from ${KW_TEST_PORT:-1883}' in message
+    assert "set KW_TEST_PORT (or the default after ':-') to a whole number" in message
+    monkeypatch.setenv("KW_TEST_PORT", "true")
+    assert "mqtt.port: expected an integer" in error_of(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (gzip.compress(GOOD.encode()), "it is gzip-compressed"),
+        (GOOD.encode("utf-16"), "it is UTF-16"),
+        (GOOD.encode("utf-16-le"), "NUL bytes"),
+        (("# Kühler\n" + GOOD).encode("latin-1"), "byte 0xfc on line 1 is not UTF-8"),
+    ],
+)
+def test_a_file_that_is_not_utf8_text_says_so(tmp_path: Path, data: bytes, why: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_bytes(data)
+    message = error_of(path)
+    assert message.startswith(f"{path}: not UTF-8 text (") and message.endswith("— save it as UTF-8")
+    assert why in message
+
+
+def test_a_utf8_byte_order_mark_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert load_config(path).agent.id == "gw1"

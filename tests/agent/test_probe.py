@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from agent.probe import parse_read, run_probe
+from agent.probe import ProbeError, build_device, parse_read, run_probe
 from simulators.kiln.meters import State
 from simulators.kiln.modbus_server import start_modbus_server
 from simulators.kiln.model import KilnLine
@@ -177,3 +177,13 @@ def test_opc_tcp_urls_go_to_the_opcua_probe_and_an_unreachable_server_exits_1(
     assert run_probe(url, nodes=["ns=2;s=x"], timeout=1.0) == 1
     assert f"agent probe: {url}: ConnectionError: cannot open a session" in capsys.readouterr().err
     assert run_probe(url, nodes=[], security={"security_policy": "Basic256Sha256"}) == 2  # needs cert_dir
+
+
+def test_serial_settings_in_the_url_are_read_by_their_key_types() -> None:
+    """Query values are text; the strict config models read them like a ${VAR}: baud=19200 is a number."""
+    device = build_device("rtu:///dev/ttyUSB0?baud=19200&parity=e&stopbits=2&bytesize=7", 1, 1.0)
+    assert (device.baudrate, device.parity, device.stopbits, device.bytesize) == (19200, "E", 2, 7)
+    with pytest.raises(
+        ProbeError, match='baudrate: expected an integer, got the text "fast" from baud= in the URL'
+    ):
+        build_device("rtu:///dev/ttyUSB0?baud=fast", 1, 1.0)

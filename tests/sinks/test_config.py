@@ -61,3 +61,18 @@ def test_make_writer_picks_by_api():
     assert isinstance(v1, InfluxV1Writer)
     assert isinstance(v2, InfluxV2Writer)
     v2.close()
+
+
+def test_values_are_strict_but_an_integer_is_a_float():
+    """``batch_lines = "5000"`` or ``gzip = 1`` in the collector's TOML is refused, not guessed at."""
+    for bad in (
+        {"batch_lines": "5000"},
+        {"batch_lines": 5000.0},
+        {"gzip": 1},
+        {"timeout_s": "5"},
+        {"url": 8086},
+    ):
+        with pytest.raises(ValidationError, match=next(iter(bad))):
+            InfluxConfig(**{"api": "v1", "url": "http://h", "database": "d", **bad})
+    config = InfluxConfig(api="v1", url="http://h", database="d", timeout_s=2)
+    assert config.timeout_s == 2.0 and isinstance(config.timeout_s, float)
