@@ -118,7 +118,8 @@ def test_every_batch_arrives_exactly_as_stored(protocol: str, broker: Mosquitto,
     publisher = make_publisher(broker, outbox, protocol=protocol)
     publisher.start()
     try:
-        assert wait_until(lambda: len(sub.data()) >= 40 and len(outbox) == 0, 20)
+        # The outbox empties a moment before the worker counts the last ack: wait for both.
+        assert wait_until(lambda: len(sub.data()) >= 40 and len(outbox) == 0 and publisher.acked == 40, 20)
         assert sub.data() == expected
         assert publisher.acked == 40
         birth = json.loads(sub.messages["birth"][-1])
