@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from kpi.kernels import (
+    ROLLOVER_WINDOW,
     multi_channel_rate_integral,
     multi_channel_totaliser_increments,
     rate_integral,
@@ -41,7 +42,13 @@ T0 = 1_767_225_600.0  # 2026-01-01T00:00Z, a bucket edge
 BUCKET_S = 900.0  # 15-minute buckets
 ROLLOVER = 100_000.0  # kWh: the single channel's counter wraps ~30 times
 MAX_RATE = 1.0  # kWh/s (3600 kW): the counter's plausibility limit
-GAP_LIMIT = 120.0  # s: longer pairs of the power channel count as missing
+WINDOW_S = 5.0  # s added to a pair's dt before the plausibility limit applies (register update + latency)
+GAP_LIMIT = 120.0  # s: longer pairs of the power channel count as missing, of the counter as not covered
+#: Share of readings at which the counter's meter is replaced and at which it shows a one-reading spike of
+#: ``SPIKE`` × its modulus (an implausible jump up, then a drop back). The benchmark has a handful per
+#: channel-year; ``tests/kpi/test_kernels.py`` checks the baselines on far denser workloads.
+EVENTS = 2e-7
+SPIKE = 0.05
 RATE_SECONDS = 3600.0  # kW → kWh
 #: The baselines add in another order (numpy pairwise per bucket; pandas accumulates each channel's counter
 #: and covered time to ~3e6 kWh and ~1e7 s, whose rounding is ~1e-9 absolute), so they agree with the
@@ -58,10 +65,11 @@ class Workload:
     name: str
     t: np.ndarray
     power: np.ndarray  # kW, integrated by the rate kernel
-    counter: np.ndarray  # kWh energy counter with rollovers and meter resets
+    counter: np.ndarray  # kWh energy counter with rollovers, meter resets and implausible spikes
     good: np.ndarray
     starts: np.ndarray
     edges: np.ndarray
+    rollover: float = ROLLOVER  # the counter's modulus
 
     @property
     def channels(self) -> int:
@@ -82,30 +90,49 @@ class Result:
     counts: np.ndarray | None = None
 
 
-def channel(rng: np.random.Generator, n: int, start: float) -> tuple[np.ndarray, ...]:
+def channel(
+    rng: np.random.Generator, n: int, start: float, events: float = EVENTS, rollover: float = ROLLOVER
+) -> tuple[np.ndarray, ...]:
     """One channel: readings every 1 s ± 0.3 s, an outage of 2–30 min every ~10⁴ readings, 0.1 % flagged
-    bad, a power signal and an energy counter that rolls over at ``ROLLOVER`` and is reset every ~5·10⁶."""
+    bad, a power signal and an energy counter that rolls over at ``rollover``. At a share ``events`` of the
+    readings its meter is replaced, the new one's first reading either a few kWh (a plausible reset) or
+    anywhere in the register (an implausible jump, or a drop that looks like a rollover), and at as many
+    it shows a one-reading spike of ``SPIKE × rollover``. The first meter starts anywhere in the register."""
     dt = rng.uniform(0.7, 1.3, n)
     outages = rng.random(n) < 1e-4
     dt[outages] += rng.uniform(120.0, 1800.0, outages.sum())
     t = start + np.cumsum(dt)
     power = rng.uniform(500.0, 1500.0, n)
     energy = np.cumsum(power * dt / 3600.0)
-    reset = rng.random(n) < 2e-7
+    reset = rng.random(n) < events
     reset[0] = True
     since = np.maximum.accumulate(np.where(reset, np.arange(n), 0))
-    counter = np.mod(energy - energy[since], ROLLOVER)
+    anywhere = rng.random(n) < 0.5
+    anywhere[0] = True
+    initial = np.where(anywhere, rng.uniform(0.0, rollover, n), rng.uniform(0.0, 3.0, n))
+    counter = np.mod(np.where(reset, initial, 0.0)[since] + energy - energy[since], rollover)
+    spikes = rng.random(n) < events
+    counter[spikes] = np.mod(counter[spikes] + SPIKE * rollover, rollover)
     good = (rng.random(n) > 1e-3).astype(np.uint8)
     return t, power, counter, good
 
 
-def workload(name: str, channels: int, per_channel: int, seed: int = 7) -> Workload:
+def workload(
+    name: str,
+    channels: int,
+    per_channel: int,
+    seed: int = 7,
+    events: float = EVENTS,
+    rollover: float = ROLLOVER,
+) -> Workload:
     rng = np.random.default_rng(seed)
-    parts = [channel(rng, per_channel, T0 + rng.uniform(0.0, 60.0)) for _ in range(channels)]
+    parts = [
+        channel(rng, per_channel, T0 + rng.uniform(0.0, 60.0), events, rollover) for _ in range(channels)
+    ]
     t, power, counter, good = (np.concatenate(column) for column in zip(*parts, strict=True))
     starts = np.arange(channels + 1, dtype=np.int64) * per_channel
     edges = np.arange(T0, np.ceil((t.max() - T0) / BUCKET_S) * BUCKET_S + T0 + 1.0, BUCKET_S)
-    return Workload(name, t, power, counter, good, starts, edges)
+    return Workload(name, t, power, counter, good, starts, edges, rollover)
 
 
 # --- numba: the kernels under test ------------------------------------------------------------------
@@ -115,11 +142,14 @@ def numba_totaliser(w: Workload) -> Result:
     qty = np.zeros((w.channels, w.edges.size - 1))
     cov = np.zeros_like(qty)
     if w.channels == 1:
-        counts = totaliser_increments(w.t, w.counter, w.good, w.edges, ROLLOVER, MAX_RATE, qty[0], cov[0])
+        counts, _ = totaliser_increments(
+            w.t, w.counter, w.good, w.edges, w.rollover, MAX_RATE, WINDOW_S, GAP_LIMIT, qty[0], cov[0]
+        )
         return Result(qty, cov, counts[None, :])
-    counts = multi_channel_totaliser_increments(
-        w.t, w.counter, w.good, w.starts, w.edges, w.param(ROLLOVER), w.param(MAX_RATE), qty, cov
-    )
+    counts, _ = multi_channel_totaliser_increments(
+        w.t, w.counter, w.good, w.starts, w.edges, w.param(w.rollover), w.param(MAX_RATE), w.param(WINDOW_S),
+        w.param(GAP_LIMIT), qty, cov,
+    )  # fmt: skip
     return Result(qty, cov, counts)
 
 
@@ -189,50 +219,57 @@ class EdgePairs:
         return whole - before_edge[:, :-1] + before_edge[:, 1:]
 
 
-def numpy_totaliser(w: Workload) -> Result:
-    usable = (w.good != 0) & np.isfinite(w.t) & np.isfinite(w.counter)
-    t = w.t[usable]
-    v = w.counter[usable]
+def usable_readings(w: Workload, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``t``, ``values`` and channel starts of the usable readings only: both kernels pair each usable
+    reading with the previous usable one of its channel, across bad ones."""
+    usable = (w.good != 0) & np.isfinite(w.t) & np.isfinite(values)
     kept = [np.count_nonzero(usable[a:b]) for a, b in itertools.pairwise(w.starts)]
-    starts = np.concatenate(([0], np.cumsum(kept)))  # channels among the usable readings
+    return w.t[usable], values[usable], np.concatenate(([0], np.cumsum(kept))).astype(np.int64)
+
+
+def numpy_totaliser(w: Workload) -> Result:
+    t, v, starts = usable_readings(w, w.counter)
     dt = np.diff(t)
     delta = np.diff(v)
     same = within_channel(starts, t.size)
-    # ROLLOVER > 0 and MAX_RATE > 0, so the kernel's tests of them are true and left out. Decreases are
-    # rare: classified where they are, not over all pairs. A plausible rollover is never rejected after.
-    plausible = delta <= MAX_RATE * dt
+    # rollover > 0 and MAX_RATE > 0, so the kernel's tests of them are true and left out. Decreases are
+    # rare: classified where they are, not over all pairs. A drop is a rollover only from the top tenth of
+    # the register to its bottom tenth; any other drop is a reset counting the new value from zero. Either
+    # may still be rejected as implausible after.
     falls = np.flatnonzero((delta < 0.0) & same)
-    rolls = delta[falls] + ROLLOVER <= MAX_RATE * dt[falls]
-    rolled, reset = falls[rolls], falls[~rolls]
-    delta[rolled] += ROLLOVER
-    rejected = np.flatnonzero(~plausible & same)
-    ok = plausible & same
-    ok[reset] = False
+    top, bottom = (1.0 - ROLLOVER_WINDOW) * w.rollover, ROLLOVER_WINDOW * w.rollover
+    wraps = (v[falls] >= top) & (v[falls] <= w.rollover) & (v[falls + 1] <= bottom)
+    rolled, reset = falls[wraps], falls[~wraps]
+    delta[rolled] += w.rollover
+    delta[reset] = np.maximum(v[reset + 1], 0.0)
+    implausible = delta > MAX_RATE * (dt + WINDOW_S)
+    rejected = np.flatnonzero(implausible & same)
+    ok = ~implausible & same
 
     def per_channel(pairs: np.ndarray) -> np.ndarray:
         return np.bincount(np.searchsorted(starts, pairs, side="right") - 1, minlength=w.channels)
 
-    counts = np.stack([per_channel(rolled), per_channel(reset), per_channel(rejected)], axis=1)
-    skip = ~ok
+    counts = np.stack(
+        [per_channel(rolled[ok[rolled]]), per_channel(reset[ok[reset]]), per_channel(rejected)], axis=1
+    )
+    counted_cov = ok & ~(dt > GAP_LIMIT)  # a delta across a long gap counts, its seconds are not coverage
     increment = pair_buffer(delta)
-    increment[:-1][skip] = 0.0
+    increment[:-1][~ok] = 0.0
     covered = pair_buffer(dt)
-    covered[:-1][skip] = 0.0
+    covered[:-1][~counted_cov] = 0.0
     # constant rate within a pair (the workload has no zero-length pairs to place)
     edges = EdgePairs.find(t, starts, w.edges)
     j = np.minimum(edges.j, dt.size - 1)
     past = np.where(edges.straddles, w.edges[None, :] - t[j], 0.0)
     qty = edges.bucket_totals(increment, increment[j] * (past / dt[j]))
-    cov = edges.bucket_totals(covered, np.where(ok[j], past, 0.0))
+    cov = edges.bucket_totals(covered, np.where(counted_cov[j], past, 0.0))
     return Result(qty, cov, counts)
 
 
 def numpy_rate(w: Workload) -> Result:
-    t = w.t
-    v = w.power
-    usable = (w.good != 0) & np.isfinite(t) & np.isfinite(v)
+    t, v, starts = usable_readings(w, w.power)
     dt = np.diff(t)
-    ok = usable[:-1] & usable[1:] & within_channel(w.starts, t.size) & (dt > 0.0) & ~(dt > GAP_LIMIT)
+    ok = within_channel(starts, t.size) & (dt > 0.0) & ~(dt > GAP_LIMIT)
     scale = 1.0 / RATE_SECONDS
     area = pair_buffer(v[:-1])
     area[:-1] += v[1:]
@@ -243,7 +280,7 @@ def numpy_rate(w: Workload) -> Result:
     area[:-1][skip] = 0.0
     covered = pair_buffer(dt)
     covered[:-1][skip] = 0.0
-    edges = EdgePairs.find(t, w.starts, w.edges)
+    edges = EdgePairs.find(t, starts, w.edges)
     j = np.minimum(edges.j, dt.size - 1)
     split = edges.straddles & ok[j]
     past = np.where(split, w.edges[None, :] - t[j], 0.0)
@@ -295,24 +332,33 @@ def bucket_sums(rows: pd.DataFrame, w: Workload) -> Result:
     return Result(qty, cov)
 
 
+def usable_rows(w: Workload, values: np.ndarray) -> pd.DataFrame:
+    """The usable readings as rows ``ch, t, v``: both kernels pair across bad readings."""
+    readings = pd.DataFrame({"ch": channel_ids(w), "t": w.t, "v": values, "good": w.good})
+    keep = (readings["good"] != 0) & np.isfinite(readings["t"]) & np.isfinite(readings["v"])
+    return readings.loc[keep, ["ch", "t", "v"]]
+
+
 def pandas_totaliser(w: Workload) -> Result:
-    readings = pd.DataFrame({"ch": channel_ids(w), "t": w.t, "v": w.counter, "good": w.good})
-    readings = readings[(readings["good"] != 0) & np.isfinite(readings["t"]) & np.isfinite(readings["v"])]
+    readings = usable_rows(w, w.counter)
     by_channel = readings.groupby("ch")
     delta = by_channel["v"].diff()
     dt = by_channel["t"].diff()
+    previous = by_channel["v"].shift()
     falls = delta < 0
-    rolled = falls & (delta + ROLLOVER <= MAX_RATE * dt)
-    delta = delta.where(~rolled, delta + ROLLOVER)
+    wrap_from = (previous >= (1.0 - ROLLOVER_WINDOW) * w.rollover) & (previous <= w.rollover)
+    rolled = falls & wrap_from & (readings["v"] <= ROLLOVER_WINDOW * w.rollover)
     reset = falls & ~rolled
-    rejected = ~reset & (delta > MAX_RATE * dt)
-    ok = delta.notna() & ~reset & ~rejected
-    flags = pd.DataFrame({"rolled": rolled, "reset": reset, "rejected": rejected})
+    delta = delta.where(~rolled, delta + w.rollover).where(~reset, readings["v"].clip(lower=0.0))
+    rejected = delta > MAX_RATE * (dt + WINDOW_S)
+    ok = delta.notna() & ~rejected
+    flags = pd.DataFrame({"rolled": rolled & ok, "reset": reset & ok, "rejected": rejected})
     counts = flags.groupby(readings["ch"]).sum().reindex(range(w.channels), fill_value=0).to_numpy()
-    # counter and covered time accumulated per channel, interpolated at the edges, then differenced
+    # counter and covered time accumulated per channel, interpolated at the edges, then differenced; a
+    # delta across a gap over the limit counts, its seconds are not coverage
     readings = readings.assign(
         energy=delta.where(ok, 0.0).groupby(readings["ch"]).cumsum(),
-        seconds=dt.where(ok, 0.0).groupby(readings["ch"]).cumsum(),
+        seconds=dt.where(ok & ~(dt > GAP_LIMIT), 0.0).groupby(readings["ch"]).cumsum(),
     )
     rows = with_edge_rows(readings[["ch", "t", "energy", "seconds"]], w)
     rows["qty"] = -interpolated_at_edges(rows, "energy").groupby(rows["ch"]).diff(-1)
@@ -322,13 +368,10 @@ def pandas_totaliser(w: Workload) -> Result:
 
 
 def pandas_rate(w: Workload) -> Result:
-    readings = pd.DataFrame({"ch": channel_ids(w), "t": w.t, "v": w.power})
-    readings["usable"] = (w.good != 0) & np.isfinite(w.t) & np.isfinite(w.power)
-    by_channel = readings.groupby("ch")
-    dt = -by_channel["t"].diff(-1)
-    next_usable = by_channel["usable"].shift(-1, fill_value=False)
+    readings = usable_rows(w, w.power)
+    dt = -readings.groupby("ch")["t"].diff(-1)  # NaN after a channel's last reading: no pair
     # 1.0 / 0.0 rather than bool: the edge rows get NaN, which ffill then fills
-    readings["pair_ok"] = (readings["usable"] & next_usable & (dt > 0) & ~(dt > GAP_LIMIT)).astype(float)
+    readings["pair_ok"] = ((dt > 0) & ~(dt > GAP_LIMIT)).astype(float)
     rows = with_edge_rows(readings[["ch", "t", "v", "pair_ok"]], w)
     rows["v"] = interpolated_at_edges(rows, "v")
     pair_ok = rows["pair_ok"].groupby(rows["ch"]).ffill() == 1.0  # an edge row continues its pair

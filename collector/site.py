@@ -196,16 +196,22 @@ FRACTION_LAB_QUANTITIES = ("biogenic_fraction", "clinker_cao", "clinker_mgo", "c
 
 
 def _ncv_hint(value: float) -> str:
-    guesses = [f"{value / 1000:g} MJ/kg if it is kJ/kg"]
-    if value > 1000:
-        guesses.append(f"{value * 4.1868 / 1000:.4g} MJ/kg if it is kcal/kg")
-    return "give MJ/kg (as received): " + ", or ".join(guesses)
+    lo, hi = NCV_PLAUSIBLE_MJ_PER_KG
+    guesses = [
+        f"{mj:.4g} MJ/kg if it is {unit}"
+        for mj, unit in ((value / 1000, "kJ/kg"), (value * 4.1868 / 1000, "kcal/kg"))
+        if lo <= mj <= hi
+    ]
+    return "give MJ/kg (as received)" + (": " + ", or ".join(guesses) if guesses else "")
+
+
+NCV_PLAUSIBLE_MJ_PER_KG = (1.0, 60.0)
 
 
 #: Plausible range of each lab quantity and the hint when a value falls outside: a unit mix-up (kJ/kg for
 #: MJ/kg, tC/TJ for tC/GJ, percent for a fraction) would otherwise pass into regulators' figures silently.
 LAB_PLAUSIBLE: dict[str, tuple[float, float, Callable[[float], str]]] = {
-    "ncv_mj_per_kg": (1.0, 60.0, _ncv_hint),
+    "ncv_mj_per_kg": (*NCV_PLAUSIBLE_MJ_PER_KG, _ncv_hint),
     "carbon_t_per_gj": (0.005, 0.05, lambda v: f"give tC/GJ: {v / 1000:g} if it is tC/TJ (IPCC tables)"),
     "biogenic_fraction": (0.0, 1.0, lambda v: f"give a fraction: {v / 100:g} if it is {v:g} %"),
     "clinker_cao": (0.4, 0.8, lambda v: "give a fraction of clinker mass (e.g. 0.65 for 65 % CaO)"),

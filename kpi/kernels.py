@@ -292,7 +292,7 @@ def _totalise(
         p = i - 1
         kind = -1
         if delta < 0.0:
-            if rollover > 0.0 and v0 >= wrap_hi and v1 <= wrap_lo:
+            if rollover > 0.0 and wrap_hi <= v0 <= rollover and v1 <= wrap_lo:
                 kind = ROLLOVERS
                 delta += rollover
             else:  # a reset or a new meter: it counted from zero since the last old reading
@@ -351,8 +351,9 @@ def totaliser_increments(
     counter rollover and meter replacement", and these numbers go to regulators, so no delta is ever lost
     silently. For each consecutive pair of usable readings, ``delta = v1 − v0``:
 
-    - ``delta < 0``, ``rollover > 0``, ``v0 ≥ 0.9 × rollover`` and ``v1 ≤ 0.1 × rollover``
-      (``ROLLOVER_WINDOW``): the register wrapped, ``delta = v1 + rollover − v0``;
+    - ``delta < 0``, ``rollover > 0``, ``0.9 × rollover ≤ v0 ≤ rollover`` and ``v1 ≤ 0.1 × rollover``
+      (``ROLLOVER_WINDOW``): the register wrapped, ``delta = v1 + rollover − v0`` (a reading above the
+      modulus cannot have wrapped at it: the modulus is wrong, and the drop is taken as a reset);
     - any other ``delta < 0``: a reset or a replaced meter, which counted from zero since the last old
       reading, so ``delta = v1`` — nothing lost, nothing counted twice. This needs no plausibility limit;
     - ``max_rate > 0`` and ``delta > max_rate × (dt + window_s)``: an implausible jump. ``window_s``
@@ -549,6 +550,8 @@ def _trapezoid(
 ) -> None:
     """Trapezoid integral × ``scale`` per bucket, split exactly at edges; see ``rate_integral``."""
     _check(t, v, good, edges, out_qty, out_cov)
+    if not gap_limit > 0.0:
+        raise ValueError("gap_limit must be > 0 (np.inf for no limit)")
     qty = out_qty.copy()
     cov = out_cov.copy()
     if not _trapezoid_pass(t, v, good, edges, gap_limit, scale, qty, cov):

@@ -10,6 +10,7 @@ between them are exercised, and must give exactly what the per-pair rules give.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -17,8 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpi.kernels import (
+    EVENT_CHANNEL,
+    EVENT_COLUMNS,
+    EVENT_KIND,
+    EVENT_V0,
     REJECTED,
     RESETS,
+    ROLLOVER_WINDOW,
     ROLLOVERS,
     analog_time_weighted,
     carry_over_index,
@@ -30,6 +36,8 @@ from kpi.kernels import (
 )
 
 ROLLOVER = 1000.0
+WINDOW_S = 2.0  # plausibility window of the short series' totaliser
+SHORT_GAP_LIMIT = 250.0  # the short series' steps go up to 400 s
 
 
 @st.composite
@@ -56,13 +64,16 @@ def run(kind: str, t, v, good, edges):
     q = np.zeros(edges.size - 1)
     c = np.zeros(edges.size - 1)
     counts = np.zeros(3, np.int64)
+    events = np.zeros((0, EVENT_COLUMNS))
     if kind == "totaliser":
-        counts = totaliser_increments(t, v, good, edges, ROLLOVER, 0.5, q, c)
+        counts, events = totaliser_increments(
+            t, v, good, edges, ROLLOVER, 0.5, WINDOW_S, SHORT_GAP_LIMIT, q, c
+        )
     elif kind == "rate":
-        rate_integral(t, v, good, edges, 250.0, 3600.0, q, c)
+        rate_integral(t, v, good, edges, SHORT_GAP_LIMIT, 3600.0, q, c)
     else:
-        analog_time_weighted(t, v, good, edges, 250.0, q, c)
-    return q, c, counts
+        analog_time_weighted(t, v, good, edges, SHORT_GAP_LIMIT, q, c)
+    return q, c, counts, events
 
 
 @settings(max_examples=300, deadline=None)
@@ -72,24 +83,27 @@ def test_chunks_overlapping_by_the_carried_reading_give_identical_totals(data, k
     if kind == "totaliser":
         v = np.mod(np.cumsum(np.abs(v)), ROLLOVER)  # a counter with increments and rollovers
     edges = edges_for(data.draw, t)
-    q1, c1, counts1 = run(kind, t, v, good, edges)
+    q1, c1, counts1, events1 = run(kind, t, v, good, edges)
 
     cuts = sorted(data.draw(st.lists(st.integers(0, max(t.size - 1, 0)), max_size=3)))
     q2, c2, counts2 = np.zeros_like(q1), np.zeros_like(c1), np.zeros(3, np.int64)
+    events2 = []
     begin = 0
     for cut in [*cuts, t.size - 1]:
         if cut < begin:
             continue
         end = cut + 1
         s = slice(begin, end)
-        q_part, c_part, counts_part = run(kind, t[s], v[s], good[s], edges)
+        q_part, c_part, counts_part, events_part = run(kind, t[s], v[s], good[s], edges)
         q2 += q_part
         c2 += c_part
         counts2 += counts_part
+        events2 += events_part.tolist()
         carried = carry_over_index(t[s], v[s], good[s])
         begin = begin + carried if carried >= 0 else end
     if kind == "totaliser":
         assert np.array_equal(counts1, counts2)
+        assert events1.tolist() == events2  # every pair once, in order: the same event rows
     # Each chunk has its own outputs here, so the additions are grouped differently: equal to rounding.
     # ``test_chunks_into_shared_outputs_are_bit_identical`` checks the exact form.
     assert np.allclose(q1, q2, rtol=1e-12, atol=1e-9)
@@ -103,7 +117,7 @@ def test_chunks_into_shared_outputs_are_bit_identical(data, kind):
     if kind == "totaliser":
         v = np.mod(np.cumsum(np.abs(v)), ROLLOVER)
     edges = edges_for(data.draw, t)
-    q1, c1, _ = run(kind, t, v, good, edges)
+    q1, c1, _, _ = run(kind, t, v, good, edges)
     cut = data.draw(st.integers(0, max(t.size - 1, 0)))
     q2, c2 = np.zeros_like(q1), np.zeros_like(c1)
     first = slice(0, cut + 1)
@@ -111,38 +125,49 @@ def test_chunks_into_shared_outputs_are_bit_identical(data, kind):
     second = slice(carried if carried >= 0 else cut + 1, t.size)
     for s in (first, second):
         if kind == "totaliser":
-            totaliser_increments(t[s], v[s], good[s], edges, ROLLOVER, 0.5, q2, c2)
+            totaliser_increments(t[s], v[s], good[s], edges, ROLLOVER, 0.5, WINDOW_S, SHORT_GAP_LIMIT, q2, c2)
         elif kind == "rate":
-            rate_integral(t[s], v[s], good[s], edges, 250.0, 3600.0, q2, c2)
+            rate_integral(t[s], v[s], good[s], edges, SHORT_GAP_LIMIT, 3600.0, q2, c2)
         else:
-            analog_time_weighted(t[s], v[s], good[s], edges, 250.0, q2, c2)
+            analog_time_weighted(t[s], v[s], good[s], edges, SHORT_GAP_LIMIT, q2, c2)
     assert np.array_equal(q1, q2)
     assert np.array_equal(c1, c2)
 
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
-def test_totaliser_sum_is_last_minus_first_plus_rollovers(data):
+def test_totaliser_sum_is_last_minus_first_plus_rollovers_plus_the_values_reset_from(data):
+    # Per pair, a rollover counts (v1 − v0) + modulus and a reset counts v1 = (v1 − v0) + v0, so the sum
+    # telescopes to v_last − v_first + rollovers × modulus + Σ v0 of the resets.
     t, steps, good = data.draw(series(strictly_increasing=True))
-    v = np.mod(500.0 + np.cumsum(np.abs(steps) * 5.0), ROLLOVER)  # increments up to 250 < ROLLOVER
+    # increments up to 100 = ROLLOVER_WINDOW × ROLLOVER per reading: a wrap between consecutive readings
+    # always leaves from ≥ 900 and lands ≤ 100, so it is a rollover. Across bad readings the increments add
+    # up and a wrap may land higher: then it is a reset, which the telescoping sum accounts for.
+    v = np.mod(500.0 + np.cumsum(np.abs(steps) * 2.0), ROLLOVER)
     if t.size == 0:
         return
     edges = np.linspace(t[0] - 1.0, t[-1] + 1.0, 6)  # all readings inside the buckets
     q = np.zeros(edges.size - 1)
     c = np.zeros(edges.size - 1)
-    counts = totaliser_increments(t, v, good, edges, ROLLOVER, 0.0, q, c)
+    counts, events = totaliser_increments(t, v, good, edges, ROLLOVER, 0.0, 0.0, SHORT_GAP_LIMIT, q, c)
     usable = np.flatnonzero(good)
-    assert counts[RESETS] == 0  # max_rate 0 (no limit): every decrease is a rollover
+    assert counts[REJECTED] == 0  # max_rate 0: no plausibility limit
+    if good.all():
+        assert counts[RESETS] == 0  # every decrease between consecutive readings is a wrap ≤ 100
     if usable.size < 2:
-        assert q.sum() == 0.0
+        assert q.sum() == 0.0 and events.shape == (0, EVENT_COLUMNS)
         return
     first, last = usable[0], usable[-1]
-    expected = v[last] - v[first] + counts[ROLLOVERS] * ROLLOVER
+    reset_from = events[events[:, EVENT_KIND] == RESETS, EVENT_V0]
+    assert reset_from.size == counts[RESETS]
+    expected = v[last] - v[first] + counts[ROLLOVERS] * ROLLOVER + reset_from.sum()
     assert np.isclose(q.sum(), expected, rtol=1e-12, atol=1e-9)
-    assert np.isclose(c.sum(), t[last] - t[first], rtol=1e-12, atol=1e-9)
+    # coverage: the seconds of the pairs of usable readings no longer than the gap limit
+    dt = np.diff(t[usable])
+    assert np.isclose(c.sum(), dt[dt <= SHORT_GAP_LIMIT].sum(), rtol=1e-12, atol=1e-9)
     if good.all():
         # every wrap of the true counter is seen: the true total is Σ increments.
-        assert np.isclose(q.sum(), np.abs(steps[1:]).sum() * 5.0, rtol=1e-9, atol=1e-6)
+        assert np.isclose(q.sum(), np.abs(steps[1:]).sum() * 2.0, rtol=1e-9, atol=1e-6)
 
 
 def exact_bucket_integrals(t: np.ndarray, v: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -184,7 +209,8 @@ def test_totaliser_buckets_follow_the_linearly_interpolated_counter(data):
     edges = edges_for(data.draw, t)
     q = np.zeros(edges.size - 1)
     c = np.zeros(edges.size - 1)
-    totaliser_increments(t, v, good, edges, ROLLOVER, 0.0, q, c)
+    # increments up to 50 < 0.1 × ROLLOVER: every wrap is a rollover
+    totaliser_increments(t, v, good, edges, ROLLOVER, 0.0, 0.0, np.inf, q, c)
     lo = np.clip(edges[:-1], t[0], t[-1])
     hi = np.clip(edges[1:], t[0], t[-1])
     expected = np.interp(hi, t, unwrapped) - np.interp(lo, t, unwrapped)
@@ -194,6 +220,7 @@ def test_totaliser_buckets_follow_the_linearly_interpolated_counter(data):
 # --- long series: the run fast path against a per-pair reference ------------------------------------
 
 MAX_RATE = 5.0  # counter units per second
+WINDOW = 1.5  # s added to dt before the plausibility limit: equal times may carry up to 7.5 units
 GAP_LIMIT = 30.0
 
 
@@ -232,45 +259,56 @@ def long_series(draw, n_max: int = 700):
     return t, counter, rate, good, edges
 
 
-def reference_totaliser(t, v, good, edges, rollover, max_rate):
-    """The totaliser rules pair by pair, over every bucket: slow and plainly right."""
+def usable_indices(t, v, good) -> list[int]:
+    return [i for i in range(len(t)) if good[i] != 0 and np.isfinite(t[i]) and np.isfinite(v[i])]
+
+
+def reference_totaliser(t, v, good, edges, rollover, max_rate, window=WINDOW, gap_limit=GAP_LIMIT):
+    """The totaliser rules pair by pair, over every bucket: slow and plainly right. Returns the quantity,
+    coverage, counts and event rows (lists in ``EVENT_*`` column order)."""
     edges = edges.tolist()  # Python floats: the same IEEE arithmetic, and overflow to inf without warnings
     nb = len(edges) - 1
-    qty, cov, counts = [0.0] * nb, [0.0] * nb, [0, 0, 0]
-    usable = [i for i in range(len(t)) if good[i] != 0 and np.isfinite(t[i]) and np.isfinite(v[i])]
-    for a, b in itertools.pairwise(usable):
-        t0, t1 = float(t[a]), float(t[b])
-        dt, delta = t1 - t0, float(v[b]) - float(v[a])
+    qty, cov, counts, events = [0.0] * nb, [0.0] * nb, [0, 0, 0], []
+    limit = max_rate if max_rate > 0.0 else math.inf  # inf × 0 is NaN: never exceeded
+    top, bottom = (1.0 - ROLLOVER_WINDOW) * rollover, ROLLOVER_WINDOW * rollover
+    for a, b in itertools.pairwise(usable_indices(t, v, good)):
+        t0, t1, v0, v1 = float(t[a]), float(t[b]), float(v[a]), float(v[b])
+        dt, delta = t1 - t0, v1 - v0
+        kind = None
         if delta < 0.0:
-            if rollover > 0.0 and (max_rate <= 0.0 or delta + rollover <= max_rate * dt):
-                counts[ROLLOVERS] += 1
+            if rollover > 0.0 and top <= v0 <= rollover and v1 <= bottom:  # top tenth → bottom tenth
+                kind = ROLLOVERS
                 delta += rollover
-            else:
-                counts[RESETS] += 1
-                continue
-        if max_rate > 0.0 and delta > max_rate * dt:
+            else:  # a reset or a new meter: it counted v1 from zero since v0
+                kind = RESETS
+                delta = max(v1, 0.0)
+        if delta > limit * (dt + window):
             counts[REJECTED] += 1
+            events.append([REJECTED, t0, t1, v0, v1, delta, 0.0])
             continue
+        if kind is not None:
+            counts[kind] += 1
+            events.append([kind, t0, t1, v0, v1, delta, 0.0])
+        covered = not dt > gap_limit
         for k in range(nb):
             if dt > 0.0:
                 lo, hi = max(t0, edges[k]), min(t1, edges[k + 1])
                 if hi > lo:
                     qty[k] += delta * ((hi - lo) / dt)
-                    cov[k] += hi - lo
+                    if covered:
+                        cov[k] += hi - lo
             elif edges[k] <= t1 < edges[k + 1]:
                 qty[k] += delta
-    return np.array(qty), np.array(cov), np.array(counts)
+    return np.array(qty), np.array(cov), np.array(counts), events
 
 
 def reference_trapezoid(t, v, good, edges, gap_limit, scale):
-    """The trapezoid rules pair by pair, over every bucket, the value at an edge linearly interpolated."""
+    """The trapezoid rules pair by pair (consecutive USABLE readings: across bad ones), over every bucket,
+    the value at an edge linearly interpolated."""
     edges = edges.tolist()
     nb = len(edges) - 1
     qty, cov = [0.0] * nb, [0.0] * nb
-    for a in range(len(t) - 1):
-        b = a + 1
-        if not all(good[i] != 0 and np.isfinite(t[i]) and np.isfinite(v[i]) for i in (a, b)):
-            continue
+    for a, b in itertools.pairwise(usable_indices(t, v, good)):
         t0, t1, v0, v1 = float(t[a]), float(t[b]), float(v[a]), float(v[b])
         dt = t1 - t0
         if not dt > 0.0 or dt > gap_limit:
@@ -286,8 +324,11 @@ def reference_trapezoid(t, v, good, edges, gap_limit, scale):
 
 
 def kernel(kind: str, t, v, good, edges, out_qty, out_cov, rollover=ROLLOVER, max_rate=MAX_RATE):
+    """The kernel of ``kind``; ``(counts, events)`` for the totaliser, else None."""
     if kind == "totaliser":
-        return totaliser_increments(t, v, good, edges, rollover, max_rate, out_qty, out_cov)
+        return totaliser_increments(
+            t, v, good, edges, rollover, max_rate, WINDOW, GAP_LIMIT, out_qty, out_cov
+        )
     if kind == "rate":
         rate_integral(t, v, good, edges, GAP_LIMIT, 3600.0, out_qty, out_cov)
     else:
@@ -312,10 +353,12 @@ def test_kernels_equal_the_per_pair_rules_bit_for_bit(readings, kind, rollover, 
     v = values_for(kind, counter, rate)
     q = np.zeros(edges.size - 1)
     c = np.zeros(edges.size - 1)
-    counts = kernel(kind, t, v, good, edges, q, c, rollover, max_rate)
+    out = kernel(kind, t, v, good, edges, q, c, rollover, max_rate)
     if kind == "totaliser":
-        q_ref, c_ref, counts_ref = reference_totaliser(t, v, good, edges, rollover, max_rate)
+        counts, events = out
+        q_ref, c_ref, counts_ref, events_ref = reference_totaliser(t, v, good, edges, rollover, max_rate)
         assert counts.tolist() == counts_ref.tolist()
+        assert events.tolist() == events_ref  # NaN cannot occur: events come from usable readings only
     else:
         scale = 1.0 / 3600.0 if kind == "rate" else 1.0
         q_ref, c_ref = reference_trapezoid(t, v, good, edges, GAP_LIMIT, scale)
@@ -330,24 +373,27 @@ def test_long_series_in_chunks_into_shared_outputs_are_bit_identical(data, kind)
     v = values_for(kind, counter, rate)
     max_rate = data.draw(st.sampled_from([0.0, MAX_RATE]))
     q1, c1 = np.zeros(edges.size - 1), np.zeros(edges.size - 1)
-    counts1 = kernel(kind, t, v, good, edges, q1, c1, ROLLOVER, max_rate)
+    out1 = kernel(kind, t, v, good, edges, q1, c1, ROLLOVER, max_rate)
     cuts = sorted(data.draw(st.lists(st.integers(0, max(t.size - 1, 0)), max_size=4)))
     q2, c2 = np.zeros_like(q1), np.zeros_like(c1)
     counts2 = np.zeros(3, np.int64)
+    events2 = []
     begin = 0
     for cut in [*cuts, t.size - 1]:
         if cut < begin:
             continue
         chunk = slice(begin, cut + 1)
-        counts = kernel(kind, t[chunk], v[chunk], good[chunk], edges, q2, c2, ROLLOVER, max_rate)
-        if counts is not None:
-            counts2 += counts
+        out = kernel(kind, t[chunk], v[chunk], good[chunk], edges, q2, c2, ROLLOVER, max_rate)
+        if out is not None:
+            counts2 += out[0]
+            events2 += out[1].tolist()
         carried = carry_over_index(t[chunk], v[chunk], good[chunk])
         begin = begin + carried if carried >= 0 else cut + 1
     assert np.array_equal(q1, q2, equal_nan=True)
     assert np.array_equal(c1, c2, equal_nan=True)
-    if counts1 is not None:
-        assert counts1.tolist() == counts2.tolist()
+    if out1 is not None:
+        assert out1[0].tolist() == counts2.tolist()
+        assert out1[1].tolist() == events2
 
 
 @settings(max_examples=60, deadline=None)
@@ -365,9 +411,10 @@ def test_batch_api_equals_one_call_per_channel(channels, kind):
     n_ch, nb = len(parts), edges.size - 1
     q, c = np.zeros((n_ch, nb)), np.zeros((n_ch, nb))
     if kind == "totaliser":
-        counts = multi_channel_totaliser_increments(
-            t, v, good, starts, edges, np.full(n_ch, ROLLOVER), np.full(n_ch, MAX_RATE), q, c
-        )
+        counts, events = multi_channel_totaliser_increments(
+            t, v, good, starts, edges, np.full(n_ch, ROLLOVER), np.full(n_ch, MAX_RATE),
+            np.full(n_ch, WINDOW), np.full(n_ch, GAP_LIMIT), q, c,
+        )  # fmt: skip
     elif kind == "rate":
         multi_channel_rate_integral(
             t, v, good, starts, edges, np.full(n_ch, GAP_LIMIT), np.full(n_ch, 3600.0), q, c
@@ -379,7 +426,13 @@ def test_batch_api_equals_one_call_per_channel(channels, kind):
         one = kernel(kind, t_c, v_c, good_c, edges, q1, c1)
         assert np.array_equal(q[ch], q1, equal_nan=True) and np.array_equal(c[ch], c1, equal_nan=True)
         if kind == "totaliser":
-            assert counts[ch].tolist() == one.tolist()
+            assert counts[ch].tolist() == one[0].tolist()
+            # the channel's own rows, in order, named by its index in the batch
+            expected = one[1].copy()
+            expected[:, EVENT_CHANNEL] = ch
+            assert events[events[:, EVENT_CHANNEL] == ch].tolist() == expected.tolist()
+    if kind == "totaliser":
+        assert events.shape[0] == counts.sum()
 
 
 @settings(max_examples=150, deadline=None)
