@@ -28,7 +28,7 @@ class ApplyResult:
     late: int = 0  # readings older than the channel's last one (triggered a recomputation)
     rollovers: int = 0
     resets: int = 0
-    rejected: int = 0  # implausible counter deltas, flagged with their quantity
+    flagged: int = 0  # implausible counter deltas, kept as events with their quantity
     exchanges: int = 0  # recorded meter exchanges applied
     #: (first, last) reading time in ms per line, to know which KPI periods changed
     touched: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -60,7 +60,7 @@ def apply_batch(ledger: Ledger, site: Site, batch: Batch) -> ApplyResult:
                 inc = _extend(db, site, name, state, batch, idx, step_s)
             result.rollovers += inc.count("rollover")
             result.resets += inc.count("reset")
-            result.rejected += inc.count("implausible")
+            result.flagged += inc.count("implausible")
             result.exchanges += inc.count("exchange")
             lo, hi = result.touched.get(ch.line, (t_ms[0], t_ms[-1]))
             first = t_ms[0] if state is None else min(t_ms[0], state.last_t_ms)

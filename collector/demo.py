@@ -166,7 +166,9 @@ def _table(collector: Collector, elapsed: float) -> Table:
         table.add_row(f"{doc['line']} {doc['period']} {doc['start'][11:16]}Z", *cells)
     c = collector.ingest.counters
     rejected = sum(v for k, v in c.items() if k.startswith("rejected."))
-    table.caption = f"batches {c['batches']}  readings {c['readings']}  rejected {rejected}"
+    events = "  ".join(f"{k} {c[k]}" for k in ("rollovers", "resets", "exchanges", "flagged") if c.get(k))
+    caption = f"batches {c['batches']}  readings {c['readings']}  rejected {rejected}  {events}"
+    table.caption = caption.rstrip()
     return table
 
 

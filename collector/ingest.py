@@ -92,7 +92,7 @@ class Ingest:
             return
         self._count("batches")
         self._count("readings", result.readings)
-        for name in ("unmapped", "late", "rollovers", "resets", "rejected"):
+        for name in ("unmapped", "late", "rollovers", "resets", "flagged", "exchanges"):
             if value := getattr(result, name):
                 self._count(name, value)
                 log.warning(f"readings.{name}", agent=agent, seq=batch.seq, count=value)
