@@ -63,38 +63,70 @@ def collector_check(config: Annotated[Path, typer.Argument(help="Collector TOML 
     )
 
 
-SCALARS = (str, int, float, bool, type(None))
+READINGS_HELP = "Readings: CSV (plain or gzip) or Parquet with timestamp, channel, value, quality."
+FROM_HELP = "Compute from the period holding this site-local date or time (or one with an offset)."
+TO_HELP = "Compute periods up to this site-local date or time, exclusive (or one with an offset)."
+
+
+def _site_datetime(text: str, option: str, timezone: str) -> datetime:
+    """A time given on the command line: a naive date or time is in the site model's time zone, one with
+    an offset (``+08:00``, ``Z``) is taken as it is."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        _fail(
+            f"{option} {text!r}: give a site-local date or time such as 2026-11-01 or 2026-11-01T08:00,"
+            " or a time with an offset such as 2026-11-01T08:00+08:00"
+        )
+    return t if t.tzinfo else t.replace(tzinfo=ZoneInfo(timezone))
+
+
+def _site_time(text: str | None, option: str, timezone: str) -> float | None:
+    """``--from``/``--to`` as epoch seconds (see ``_site_datetime``)."""
+    return None if text is None else _site_datetime(text, option, timezone).timestamp()
+
+
+def _warner(readings: Path):
+    """Channel mismatches go to standard error; the exit code stays 0."""
+    return lambda message: typer.echo(f"warning: {readings}: {message}", err=True)
 
 
 @kpi_app.command("compute")
 def kpi_compute(
     site: Annotated[Path, typer.Option(help="Site model TOML.")],
-    readings: Annotated[Path, typer.Option(help="CSV: timestamp,channel,value,quality.")],
+    readings: Annotated[Path, typer.Option(help=READINGS_HELP)],
     period: Annotated[str, typer.Option(help="hour, shift, day, month or year.")] = "day",
     format: Annotated[Literal["json", "csv"], typer.Option(help="Output format.")] = "json",
     out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    end: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
 ) -> None:
     """Compute KPIs per line and period from a readings file, with the live collector's kernels."""
     from collector.config_errors import ConfigError
+    from collector.kpi_csv import csv_table
     from collector.line_kpis import MissingLabValue
     from collector.offline import compute
-    from collector.readings_csv import ReadingsError
+    from collector.readings_file import ReadingsError
     from collector.site import load_site
 
     try:
-        docs = compute(load_site(site), readings, period)
+        model = load_site(site)
+        start_s = _site_time(start, "--from", model.site.timezone)
+        end_s = _site_time(end, "--to", model.site.timezone)
+        docs = compute(model, readings, period, start_s, end_s, warn=_warner(readings))
     except (ConfigError, ReadingsError, MissingLabValue, ValueError) as exc:
         _fail(str(exc))
     fh = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
     try:
         if format == "json":
-            json.dump(docs, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
+            fh.write(json.dumps(docs, indent=2, ensure_ascii=False) + "\n")  # json.dump: ~5× slower
         else:
-            columns = [k for k, v in docs[0].items() if isinstance(v, SCALARS)] if docs else []
+            columns, rows = csv_table(docs)
             writer = csv.DictWriter(fh, columns, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(docs)
+            writer.writerows(rows)
     finally:
         if out:
             fh.close()
@@ -103,32 +135,73 @@ def kpi_compute(
 @kpi_app.command("deviations")
 def kpi_deviations(
     site: Annotated[Path, typer.Option(help="Site model TOML.")],
-    readings: Annotated[Path, typer.Option(help="CSV: timestamp,channel,value,quality.")],
-    fit_from: Annotated[datetime, typer.Option(help="Baseline period start (local date or ISO time).")],
-    fit_to: Annotated[datetime, typer.Option(help="Baseline period end, exclusive.")],
+    readings: Annotated[Path, typer.Option(help=READINGS_HELP)],
+    fit_from: Annotated[str, typer.Option(help="Baseline period start (site-local date or time).")],
+    fit_to: Annotated[str, typer.Option(help="Baseline period end, exclusive.")],
     period: Annotated[str, typer.Option(help="hour, shift, day or month.")] = "day",
+    start: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    end: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
 ) -> None:
     """Fit each line's energy baseline (energy = a + b × clinker) and flag drift with CUSUM and EWMA."""
-    from zoneinfo import ZoneInfo
-
     from collector.config_errors import ConfigError
     from collector.deviations import deviation_report
     from collector.line_kpis import MissingLabValue
     from collector.offline import compute
-    from collector.readings_csv import ReadingsError
+    from collector.readings_file import ReadingsError
     from collector.site import load_site
 
     try:
         model = load_site(site)
-        zone = ZoneInfo(model.site.timezone)
         bounds = [
-            int((t if t.tzinfo else t.replace(tzinfo=zone)).timestamp() * 1000) for t in (fit_from, fit_to)
+            int(_site_datetime(t, option, model.site.timezone).timestamp() * 1000)
+            for t, option in ((fit_from, "--fit-from"), (fit_to, "--fit-to"))
         ]
-        report = deviation_report(compute(model, readings, period), *bounds)
+        start_s = _site_time(start, "--from", model.site.timezone)
+        end_s = _site_time(end, "--to", model.site.timezone)
+        docs = compute(model, readings, period, start_s, end_s, warn=_warner(readings))
+        report = deviation_report(docs, *bounds)
     except (ConfigError, ReadingsError, MissingLabValue, ValueError) as exc:
         _fail(str(exc))
     json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+@kpi_app.command("exchange")
+def kpi_exchange(
+    site: Annotated[Path, typer.Option(help="Site model TOML; the record is appended to it.")],
+    channel: Annotated[str, typer.Option(help="The counter channel whose meter was replaced.")],
+    at: Annotated[str, typer.Option(help="When (site-local time, or ISO with an offset).")],
+    old_final: Annotated[float, typer.Option(help="The old meter's final reading, in its own units.")],
+    new_initial: Annotated[float, typer.Option(help="The new meter's reading when it was fitted.")] = 0.0,
+    new_rollover: Annotated[
+        float | None, typer.Option(help="The new meter's counter modulus (default: the channel's).")
+    ] = None,
+    new_ratio: Annotated[
+        float, typer.Option(help="Scale of the new meter's readings to the channel's unit (CT/PT change).")
+    ] = 1.0,
+    note: Annotated[str, typer.Option(help="Work order, fitter, meter serial numbers.")] = "",
+) -> None:
+    """Record a meter exchange: it wins over what the readings suggest, live (at the collector's next
+    start) and in ``kpi compute``."""
+    from pydantic import ValidationError
+
+    from collector.config_errors import ConfigError
+    from collector.exchanges import record_exchange
+    from collector.site import MeterExchange, load_site
+
+    try:
+        when = _site_datetime(at, "--at", load_site(site).site.timezone)
+        record = MeterExchange(
+            channel=channel, at=when, old_final=old_final, new_initial=new_initial,
+            new_rollover=new_rollover, new_ratio=new_ratio, note=note,
+        )  # fmt: skip
+        model = record_exchange(site, record)
+    except ValidationError as exc:
+        _fail(f"{site}: meter exchange not recorded: " + "; ".join(e["msg"] for e in exc.errors()))
+    except ConfigError as exc:
+        _fail(f"meter exchange not recorded, {site} left as it was: {exc}")
+    count = len(model.exchanges(channel))
+    typer.echo(f"recorded: {channel} meter exchange at {when.isoformat()} ({count} for this channel)")
 
 
 def demo(
