@@ -102,6 +102,16 @@ def kpi_compute(
     out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
     start: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
     end: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    naive_times: Annotated[
+        Literal["refuse", "site"],
+        typer.Option(help="Timestamps without an offset: refuse them, or read them in the site's time zone."),
+    ] = "refuse",
+    quality: Annotated[
+        Literal["auto", "opc-da", "opc-ua"],
+        typer.Option(
+            help="Numeric quality: auto (0/1/2, OPC DA bytes 3-255, OPC UA status codes), opc-da, opc-ua."
+        ),
+    ] = "auto",
 ) -> None:
     """Compute KPIs per line and period from a readings file, with the live collector's kernels."""
     from collector.config_errors import ConfigError
@@ -115,7 +125,17 @@ def kpi_compute(
         model = load_site(site)
         start_s = _site_time(start, "--from", model.site.timezone)
         end_s = _site_time(end, "--to", model.site.timezone)
-        docs = compute(model, readings, period, start_s, end_s, warn=_warner(readings))
+        naive_tz = model.site.timezone if naive_times == "site" else None
+        docs = compute(
+            model,
+            readings,
+            period,
+            start_s,
+            end_s,
+            warn=_warner(readings),
+            naive_tz=naive_tz,
+            quality=quality,
+        )
     except (ConfigError, ReadingsError, MissingLabValue, ValueError) as exc:
         _fail(str(exc))
     fh = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
@@ -141,6 +161,16 @@ def kpi_deviations(
     period: Annotated[str, typer.Option(help="hour, shift, day or month.")] = "day",
     start: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
     end: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    naive_times: Annotated[
+        Literal["refuse", "site"],
+        typer.Option(help="Timestamps without an offset: refuse them, or read them in the site's time zone."),
+    ] = "refuse",
+    quality: Annotated[
+        Literal["auto", "opc-da", "opc-ua"],
+        typer.Option(
+            help="Numeric quality: auto (0/1/2, OPC DA bytes 3-255, OPC UA status codes), opc-da, opc-ua."
+        ),
+    ] = "auto",
 ) -> None:
     """Fit each line's energy baseline (energy = a + b × clinker) and flag drift with CUSUM and EWMA."""
     from collector.config_errors import ConfigError
@@ -158,7 +188,17 @@ def kpi_deviations(
         ]
         start_s = _site_time(start, "--from", model.site.timezone)
         end_s = _site_time(end, "--to", model.site.timezone)
-        docs = compute(model, readings, period, start_s, end_s, warn=_warner(readings))
+        naive_tz = model.site.timezone if naive_times == "site" else None
+        docs = compute(
+            model,
+            readings,
+            period,
+            start_s,
+            end_s,
+            warn=_warner(readings),
+            naive_tz=naive_tz,
+            quality=quality,
+        )
         report = deviation_report(docs, *bounds)
     except (ConfigError, ReadingsError, MissingLabValue, ValueError) as exc:
         _fail(str(exc))

@@ -64,10 +64,19 @@ def compute(
     start_s: float | None = None,
     end_s: float | None = None,
     warn: Callable[[str], None] | None = None,
+    naive_tz: str | None = None,
+    quality: str = "auto",
 ) -> list[dict]:
     """KPI documents per line and period: every period the readings touch, or the periods that overlap
-    ``[start_s, end_s)`` (epoch seconds) where given. ``warn`` receives ``channel_mismatches``."""
-    series = read_readings(readings)
+    ``[start_s, end_s)`` (epoch seconds) where given. ``warn`` receives ``channel_mismatches`` and the
+    reader's warnings; ``naive_tz`` and ``quality`` are passed to ``read_readings``."""
+    # Only options that differ from the defaults are passed (and then the site's zone, for the reader's
+    # messages), so that a stand-in for read_readings(path), as benchmarks.kpi_offline times it, still works.
+    options = {"naive_tz": naive_tz, "quality": None if quality == "auto" else quality, "warn": warn}
+    options = {k: v for k, v in options.items() if v is not None}
+    if options:
+        options["zone_hint"] = site.site.timezone
+    series = read_readings(readings, **options)
     if warn is not None:
         for message in channel_mismatches(site, series):
             warn(message)

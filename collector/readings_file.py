@@ -1,9 +1,12 @@
 """Readings files from other systems (SCADA historians, spreadsheets) → per-channel arrays for the kernels.
 
-A file holds one reading per row in the columns ``timestamp``, ``channel``, ``value`` and ``quality``, found
-by name (any order, any case; other columns are ignored). Three containers are read, recognised by their
+A file holds one reading per row in the columns ``timestamp``, ``channel``, ``value`` and (optionally)
+``quality``, found by name or a usual alias such as ``TagName`` or ``_time`` (any order, any case; other
+columns are ignored). Three containers are read, recognised by their
 first bytes and not by the file name, because exports get renamed: CSV in UTF-8, the same CSV gzipped
-(magic ``1f 8b``) and Parquet (magic ``PAR1``). What a cell may hold is in ``docs/readings-files.md``.
+(magic ``1f 8b``) and Parquet (magic ``PAR1``). What a cell may hold is in ``docs/readings-files.md``; what
+a file leaves open (the zone of times without an offset, the kind of numeric quality codes) is given by the
+caller as ``Options``, never guessed.
 
 Why pyarrow and no loop over rows: a year of one-minute readings of a 40-channel line is 21 M rows, and the
 per-row parser this replaces spent 80 % of ``kilnwatch kpi compute`` on reading. Here pyarrow's
@@ -33,16 +36,17 @@ import pyarrow.csv as pacsv
 from collector.readings_cells import (
     DICT,
     REQUIRED,
+    ROLES,
+    Options,
     ReadingsError,
     Source,
-    find_columns,
+    TextTimes,
     is_millis,
-    text_times,
 )
 from collector.readings_group import ChannelSeries
 from collector.readings_parquet import ParquetReadings
 
-__all__ = ["REQUIRED", "ChannelSeries", "ReadingsError", "read_readings"]
+__all__ = ["REQUIRED", "ROLES", "ChannelSeries", "ReadingsError", "read_readings"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -58,7 +62,7 @@ OTHER_MAGIC = {
 }
 EXPORT_HINT = (
     "export it as CSV in UTF-8 (Excel: 'CSV UTF-8'), gzip it if it is large, or write Parquet,"
-    " with the columns timestamp, channel, value, quality"
+    " with the columns timestamp, channel, value and quality"
 )
 #: CSV blocks of 4 MiB: ~80 k rows per chunk, few enough that per-chunk Python work does not show.
 BLOCK_SIZE = 1 << 22
@@ -68,24 +72,37 @@ _ARROW_FIELDS = re.compile(r"Expected (\d+) columns, got (\d+)")
 _ARROW_CELL = re.compile(r"invalid value '(.*)'", re.S)
 
 
-def read_readings(path: Path | str) -> dict[str, ChannelSeries]:
+def read_readings(
+    path: Path | str,
+    naive_tz: str | None = None,
+    *,
+    zone_hint: str | None = None,
+    quality: str = "auto",
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, ChannelSeries]:
     """Read the whole file: for each channel id (any string) its readings, sorted by time (stable).
 
     ``good`` is 1 only where the quality is good and the value is finite; an empty value is NaN.
+    ``naive_tz``: the IANA zone of timestamps without an offset (None: they are refused, and the message
+    names ``zone_hint``, the site's zone, as the way out); ``quality``: ``auto``, ``opc-da`` or ``opc-ua``,
+    how numeric quality codes are read; ``warn`` receives warnings such as a missing quality column
+    (None: ``warnings.warn``).
     """
     path = Path(path)
+    options = Options(naive_tz=naive_tz, zone_hint=zone_hint, quality=quality, warn=warn)
+    options.check(path)
     if not path.is_file():
         raise ReadingsError(f"{path}: {'not a file' if path.exists() else 'file not found'}")
     with path.open("rb") as fh:
         magic = fh.read(8)
     if magic.startswith(PARQUET_MAGIC):
-        return ParquetReadings(path).read()
+        return ParquetReadings(path, options).read()
     for prefix, what in OTHER_MAGIC.items():
         if magic.startswith(prefix):
             raise ReadingsError(
                 f"{path}: {what}, not a UTF-8 CSV, a gzip CSV or a Parquet file; {EXPORT_HINT}"
             )
-    return _Csv(path, gzipped=magic.startswith(GZIP_MAGIC)).read()
+    return _Csv(path, options, gzipped=magic.startswith(GZIP_MAGIC)).read()
 
 
 def _not_text(path: Path, where: str) -> ReadingsError:
@@ -98,8 +115,9 @@ def _not_text(path: Path, where: str) -> ReadingsError:
 class _Csv(Source):
     """A CSV file, plain or gzipped: the header read here, the cells by pyarrow's multithreaded reader."""
 
-    def __init__(self, path: Path, gzipped: bool) -> None:
+    def __init__(self, path: Path, options: Options, gzipped: bool) -> None:
         self.path = path
+        self.options = options
         self.gzipped = gzipped
         self.head = b""  # the first 64 KiB (decompressed), read by ``header``
 
@@ -111,7 +129,7 @@ class _Csv(Source):
 
     def read(self) -> dict[str, ChannelSeries]:
         header, delimiter = self.header()
-        positions = find_columns(self.path, header, "line 1: the header has")
+        positions = self.columns(header, "line 1: the header has")
         if b"\n" not in self.head.rstrip(b"\r\n"):
             return {}  # the header and nothing else
         names = [f"_{i}" for i in range(len(header))]  # unique names, whatever the header repeats
@@ -120,18 +138,20 @@ class _Csv(Source):
         read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_SIZE)
         parse = pacsv.ParseOptions(delimiter=delimiter)
         types = {"timestamp": pa.string(), "channel": DICT, "value": pa.float64(), "quality": DICT}
-        convert = pacsv.ConvertOptions(column_types=types, include_columns=list(REQUIRED))
+        types = {role: t for role, t in types.items() if role in positions}
+        convert = pacsv.ConvertOptions(column_types=types, include_columns=list(types))
         if self.times_repeat(read, parse, convert):
             types["timestamp"] = DICT
-            convert = pacsv.ConvertOptions(column_types=types, include_columns=list(REQUIRED))
+            convert = pacsv.ConvertOptions(column_types=types, include_columns=list(types))
         try:
             table = pacsv.read_csv(self.stream(), read, parse, convert)
         except pa.ArrowInvalid as exc:
             raise self.cell_error(exc, read, parse, convert) from None
         except OSError as exc:
             raise self.stream_error(exc) from None
-        millis = is_millis(table.column("timestamp"))
-        return self.grouped(table, lambda chunk: text_times(chunk, millis))
+        zone = self.options.zone_of(header[positions["timestamp"]])
+        times = TextTimes(is_millis(table.column("timestamp")), zone, self.options.zone_hint)
+        return self.grouped(table, times)
 
     def times_repeat(
         self, read: pacsv.ReadOptions, parse: pacsv.ParseOptions, convert: pacsv.ConvertOptions
@@ -154,7 +174,7 @@ class _Csv(Source):
         except OSError as exc:
             raise self.stream_error(exc) from None
         if not head.strip():
-            raise ReadingsError(f"{self.path}: empty file; line 1 must be the header {','.join(REQUIRED)}")
+            raise ReadingsError(f"{self.path}: empty file; line 1 must be the header {','.join(ROLES)}")
         line = head.split(b"\n", 1)[0].rstrip(b"\r").removeprefix(b"\xef\xbb\xbf")
         try:
             text = line.decode("utf-8")

@@ -1,8 +1,9 @@
-"""Parquet readings files: the four columns by name, their types checked before the data is read.
+"""Parquet readings files: the columns by name or alias, their types checked before the data is read.
 
 Why a reader of its own: Parquet carries types, so a column of the wrong type (text values, timestamps
-without a time zone) is refused by its schema, before anything is read, and a bad cell is named by its
-row (1-based), not a line. Channel ids stay dictionary-encoded as written (``read_dictionary``).
+without a time zone unless a zone is given for them) is refused by its schema, before anything is read, and
+a bad cell is named by its row (1-based), not a line. Channel ids stay dictionary-encoded as written
+(``read_dictionary``).
 """
 
 from __future__ import annotations
@@ -18,24 +19,26 @@ from collector.readings_cells import (
     ACCEPTED_QUALITY,
     DICT,
     NAIVE_HINT,
-    REQUIRED,
+    ROLES,
     TIMESTAMP_HINT,
+    Options,
     ReadingsError,
     Source,
-    find_columns,
+    TextTimes,
     first_row,
     is_millis,
+    localised,
     parse_millis,
-    text_times,
 )
 from collector.readings_group import ChannelSeries
 
 
 class ParquetReadings(Source):
-    """A Parquet file: the four columns by name, their types checked before the data is read."""
+    """A Parquet file: the columns by name or alias, their types checked before the data is read."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, options: Options) -> None:
         self.path = path
+        self.options = options
 
     def where(self, row: int) -> str:
         return f"row {row + 1}"
@@ -50,29 +53,35 @@ class ParquetReadings(Source):
             schema = pq.read_schema(self.path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise self.damaged(exc) from None
-        positions = find_columns(self.path, schema.names, "the file has")
+        positions = self.columns(schema.names, "the file has")
         fields = {r: schema.field(i) for r, i in positions.items()}
-        self.check_types(fields)
-        columns = [fields[r].name for r in REQUIRED]
+        zone = self.options.zone_of(fields["timestamp"].name)
+        self.check_types(fields, zone)
+        roles = [r for r in ROLES if r in fields]
+        columns = [fields[r].name for r in roles]
         try:
             table = pq.read_table(
                 self.path,
                 columns=columns,
                 read_dictionary=[
-                    fields[r].name for r in ("timestamp", "channel", "quality") if _text(fields[r].type)
+                    fields[r].name
+                    for r in ("timestamp", "channel", "quality")
+                    if r in fields and _text(fields[r].type)
                 ],
             )
         except (pa.ArrowInvalid, OSError) as exc:
             raise self.damaged(exc) from None
-        table = table.select(columns).rename_columns(list(REQUIRED))
+        table = table.select(columns).rename_columns(roles)
         table = table.set_column(1, "channel", _dictionary(table.column("channel")))
-        if _text(fields["quality"].type):
+        if "quality" in fields and _text(fields["quality"].type):
             table = table.set_column(3, "quality", _dictionary(table.column("quality")))
         table = table.set_column(2, "value", table.column("value").cast(pa.float64()))
         stamp = table.column("timestamp")
         row = first_row(stamp.chunks, lambda c: None)  # nulls only
         if row is not None:
             raise self.fail(row, f"empty timestamp; {TIMESTAMP_HINT}")
+        if pa.types.is_timestamp(stamp.type) and stamp.type.tz is None:  # wall-clock times in ``zone``
+            return self.grouped(table, lambda c: localised(c, zone))
         if pa.types.is_timestamp(stamp.type):
             return self.grouped(
                 table,
@@ -80,15 +89,17 @@ class ParquetReadings(Source):
             )
         if pa.types.is_integer(stamp.type):
             return self.grouped(table, parse_millis)
-        millis = is_millis(stamp)
-        return self.grouped(table, lambda c: text_times(c, millis))
+        return self.grouped(table, TextTimes(is_millis(stamp), zone, self.options.zone_hint))
 
-    def check_types(self, fields: dict[str, pa.Field]) -> None:
-        """Refuse column types that cannot hold what the column means, naming the type to write."""
+    def check_types(self, fields: dict[str, pa.Field], zone: str | None) -> None:
+        """Refuse column types that cannot hold what the column means, naming the type to write. A timestamp
+        type without a time zone is read only when ``zone`` says where its wall-clock times are."""
         rules: dict[str, tuple[Callable[[pa.DataType], bool], str]] = {
             "timestamp": (
                 lambda t: (
-                    pa.types.is_integer(t) or _text(t) or (pa.types.is_timestamp(t) and t.tz is not None)
+                    pa.types.is_integer(t)
+                    or _text(t)
+                    or (pa.types.is_timestamp(t) and (t.tz is not None or zone is not None))
                 ),
                 "a timestamp with a time zone (pyarrow: pa.timestamp('ms', tz='UTC')), integer milliseconds"
                 " since the epoch, or ISO 8601 text with an offset",
@@ -104,14 +115,18 @@ class ParquetReadings(Source):
             ),
         }
         for name, (ok, expected) in rules.items():
-            field = fields[name]
+            field = fields.get(name)
+            if field is None:  # no quality column
+                continue
             if ok(field.type):
                 continue
             if pa.types.is_timestamp(field.type):
                 raise ReadingsError(
                     f"{self.path}: column {field.name!r} is a timestamp without a time zone ({field.type}),"
                     f" so its instants are unknown; {NAIVE_HINT} when writing it, e.g. as"
-                    " pa.timestamp('ms', tz='UTC') or tz='+08:00' (pandas: tz-aware datetimes)"
+                    " pa.timestamp('ms', tz='UTC') or tz='+08:00' (pandas: tz-aware datetimes), or pass"
+                    " --naive-times site to read its times in the site's time zone"
+                    + (f" ({self.options.zone_hint})" if self.options.zone_hint else "")
                 )
             raise ReadingsError(f"{self.path}: column {field.name!r} is {field.type}; it must be {expected}")
 

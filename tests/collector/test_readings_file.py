@@ -1,7 +1,9 @@
 """Readings files from other systems: CSV (plain or gzip), Parquet, and what a bad one is told to change.
 
 Real files in a temporary folder; the CLI as a user runs it (``kilnwatch kpi compute`` in a subprocess) for
-the ``--from/--to`` and warning behaviour, direct calls to ``read_readings`` for the formats and errors.
+the options (``--from/--to``, ``--naive-times``, ``--quality``) and warnings, direct calls to
+``read_readings`` for the formats and errors. The exports of SCADA historians and IoT platforms (local
+times, other column names, OPC quality) are imitated in the last section, their KPIs checked by hand.
 """
 
 from __future__ import annotations
@@ -279,6 +281,10 @@ def test_naive_timestamp_through_the_cli_exits_2(site: Path, tmp_path: Path) -> 
     proc = kpi_compute(site, path)
     assert proc.returncode == 2
     assert f"{path}: line 2: timestamp '2026-11-02 00:30' has no offset" in proc.stderr
+    assert (
+        "add an offset such as +08:00 or Z (e.g. 2026-11-01T08:00:00+08:00), or pass --naive-times site to"
+        " read such times in the site's time zone (Asia/Shanghai)"
+    ) in proc.stderr
 
 
 def test_unknown_quality_names_line_and_what_is_accepted(tmp_path: Path) -> None:
@@ -288,9 +294,9 @@ def test_unknown_quality_names_line_and_what_is_accepted(tmp_path: Path) -> None
     assert "good, uncertain or bad (any case), or the codes 0 = good, 1 = uncertain, 2 = bad" in message
     path = write(
         tmp_path,
-        "timestamp,channel,value,quality\n2026-11-01T00:00:00Z,c,1,0\n\n2026-11-01T00:01:00Z,c,1,7\n",
+        "timestamp,channel,value,quality\n2026-11-01T00:00:00Z,c,1,0\n\n2026-11-01T00:01:00Z,c,1,300\n",
     )
-    assert error(path).startswith(f"{path}: line 4: quality '7' is not accepted")
+    assert error(path).startswith(f"{path}: line 4: quality '300' is not accepted")
     path = write(tmp_path, "timestamp,channel,value,quality\n2026-11-01T00:00:00Z,c,1,\n")
     assert error(path).startswith(f"{path}: line 2: empty quality; use good, uncertain or bad")
 
@@ -333,10 +339,13 @@ def test_truncated_gzip(tmp_path: Path) -> None:
 
 
 def test_missing_columns_are_named_with_what_was_found(tmp_path: Path) -> None:
-    path = write(tmp_path, "time,tag,value\n2026-11-01T00:00:00Z,c,1\n")
+    path = write(tmp_path, "when,what,value,quality\n2026-11-01T00:00:00Z,c,1,0\n")
     message = error(path)
-    assert message.startswith(f"{path}: line 1: the header has no column timestamp, channel, quality")
-    assert "(found 'time', 'tag', 'value')" in message
+    assert message.startswith(f"{path}: line 1: the header has no column timestamp, channel (found 'when',")
+    assert "(found 'when', 'what', 'value', 'quality')" in message
+    assert "timestamp may be named time, ts, datetime, date_time, timestamp_utc, _time" in message
+    path = write(tmp_path, "ts,key\n1793491200000,c\n")
+    assert error(path).startswith(f"{path}: line 1: the header has no column value (found 'ts', 'key')")
     path = write(tmp_path, "")
     assert error(path) == f"{path}: empty file; line 1 must be the header timestamp,channel,value,quality"
 
@@ -356,8 +365,8 @@ def test_parquet_with_wrong_column_types(tmp_path: Path) -> None:
         f"{path}: column 'timestamp' is a timestamp without a time zone (timestamp[ms])"
     )
     assert "add an offset such as +08:00 or Z when writing it" in message
-    pq.write_table(pa.table(base | {"quality": [5]}), path)
-    assert error(path).startswith(f"{path}: row 1: quality 5 is not accepted")
+    pq.write_table(pa.table(base | {"quality": [300]}), path)
+    assert error(path).startswith(f"{path}: row 1: quality 300 is not accepted")
     pq.write_table(pa.table({k: v for k, v in base.items() if k != "channel"}), path)
     assert "the file has no column channel" in error(path)
 
@@ -454,3 +463,274 @@ def test_channel_mismatches_lists_both_sides_and_counts_the_rest(tmp_path: Path)
     )
     assert got[-1] == "... and 6 more channels of the file not in the site model"
     assert len(got) == 2 + 20 + 1
+
+
+# --- exports of other systems: local times, column aliases, OPC quality ----------------------------------
+
+BERLIN_SITE = SITE.replace("Asia/Shanghai", "Europe/Berlin")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def quantity(doc: dict, channel: str = "a/elec_kwh") -> float:
+    return doc["channels"][channel]["quantity"]
+
+
+def test_naive_times_in_the_sites_zone_through_the_cli(site: Path, tmp_path: Path) -> None:
+    # By hand: Asia/Shanghai is UTC+8 all year, so 2026-11-01T08:00 there is 2026-11-01T00:00Z. A counter
+    # read 100 kWh at 08:00 (no offset), 130 at 01:00Z (= 09:00 local, its own offset kept) and 160 at
+    # 10:00 written with slashes, as Excel does: 30 kWh in each of the local hours 08–09 and 09–10.
+    path = write(
+        tmp_path,
+        "timestamp,channel,value,quality\n"
+        "2026-11-01T08:00:00,a/elec_kwh,100,good\n"
+        "2026-11-01T01:00:00Z,a/elec_kwh,130,good\n"
+        "2026/11/1 10:00:00,a/elec_kwh,160,good\n",
+    )
+    proc = kpi_compute(site, path, "--period", "hour", "--naive-times", "site")
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert [d["start"] for d in docs] == ["2026-11-01T00:00:00Z", "2026-11-01T01:00:00Z"]
+    assert [d["start_local"] for d in docs] == ["2026-11-01T08:00:00+08:00", "2026-11-01T09:00:00+08:00"]
+    assert [quantity(d) for d in docs] == pytest.approx([30, 30], rel=1e-12)
+    assert docs[0]["start_ms"] == 1_793_491_200_000
+    refused = kpi_compute(site, path, "--period", "hour")  # the default still refuses them
+    assert refused.returncode == 2 and f"{path}: line 2: timestamp '2026-11-01T08:00:00'" in refused.stderr
+
+
+@pytest.mark.parametrize("repeated", [False, True], ids=["each-time-once", "dictionary-encoded"])
+def test_naive_time_notations_are_read_in_the_given_zone(tmp_path: Path, repeated: bool) -> None:
+    cells = {  # text → the local time it means
+        "2026-11-01T08:00:00": datetime(2026, 11, 1, 8),
+        "2026-11-01 08:01": datetime(2026, 11, 1, 8, 1),
+        "2026-11-01T08:02:00.250": datetime(2026, 11, 1, 8, 2, 0, 250_000),
+        "2026/11/01 08:03:00": datetime(2026, 11, 1, 8, 3),
+        "2026/11/1 8:04": datetime(2026, 11, 1, 8, 4),
+        "2026/1/5 18:05:06.5": datetime(2026, 1, 5, 18, 5, 6, 500_000),
+        "2026-11-01 8:06:00": datetime(2026, 11, 1, 8, 6),
+        "2026/11/02": datetime(2026, 11, 2),
+    }
+    with_offsets = ["2026-11-01T00:10:00Z", "2026/11/01 08:11:00+08:00"]  # offsets are kept
+    channels = ("c", "d") if repeated else ("c",)
+    rows = [f"{t},{ch},{i},good\n" for i, t in enumerate([*cells, *with_offsets]) for ch in channels]
+    got = read_readings(write(tmp_path, "timestamp,channel,value,quality\n" + "".join(rows)), "Asia/Shanghai")
+    expected = [d.replace(tzinfo=SHANGHAI).timestamp() for d in cells.values()]
+    expected += [epoch("2026-11-01T00:10:00+00:00"), epoch("2026-11-01T08:11:00+08:00")]
+    for ch in channels:
+        by_value = dict(zip(got[ch].values.tolist(), got[ch].t_s.tolist(), strict=True))
+        assert [by_value[float(i)] for i in range(len(expected))] == expected
+
+
+def test_a_local_time_the_clocks_pass_twice_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    site = write(tmp_path, BERLIN_SITE, "berlin.toml")
+    # Europe/Berlin goes back from 03:00 CEST to 02:00 CET on 2026-10-25: 02:30 happens twice
+    path = write(
+        tmp_path,
+        "timestamp,channel,value,quality\n"
+        "2026-10-25T01:30:00,a/elec_kwh,100,good\n"
+        "2026-10-25T02:30:00+02:00,a/elec_kwh,110,good\n\n"
+        "2026-10-25T02:30:00,a/elec_kwh,120,good\n",
+    )
+    proc = kpi_compute(site, path, "--naive-times", "site")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(
+        f"{path}: line 5: local time '2026-10-25T02:30:00' occurs twice in Europe/Berlin (the clocks go"
+        " back at that hour), at +02:00 and at +01:00, so its instant is not known; write the offset on such"
+        " rows, e.g. 2026-10-25T02:30:00+02:00"
+    ), proc.stderr
+    # the same hour with its offsets is read as written, the unambiguous local times in the zone
+    path = write(tmp_path, "timestamp,channel,value,quality\n2026-10-25T02:30:00+01:00,c,1,0\n"
+                 "2026-10-25T02:30:00+02:00,c,2,0\n2026-10-25T04:00:00,c,3,0\n")  # fmt: skip
+    got = read_readings(path, "Europe/Berlin")["c"]
+    assert got.t_s.tolist() == [
+        epoch(t)
+        for t in ("2026-10-25T02:30:00+02:00", "2026-10-25T02:30:00+01:00", "2026-10-25T04:00:00+01:00")
+    ]
+    assert got.values.tolist() == [2, 1, 3]
+
+
+def test_a_local_time_the_clocks_skip_is_an_error(tmp_path: Path) -> None:
+    # 2026-03-29: Europe/Berlin jumps from 02:00 CET to 03:00 CEST, so 02:30 does not exist there
+    path = write(
+        tmp_path, "timestamp,channel,value,quality\n2026-03-29T01:30:00,c,1,0\n2026-03-29 02:30,c,2,0\n"
+    )
+    with pytest.raises(ReadingsError) as info:
+        read_readings(path, "Europe/Berlin")
+    assert str(info.value).startswith(
+        f"{path}: line 3: local time '2026-03-29 02:30' does not exist in Europe/Berlin"
+    )
+
+
+def test_naive_parquet_timestamps_and_a_utc_named_column(tmp_path: Path) -> None:
+    path = tmp_path / "readings.parquet"
+    stamps = pa.array([datetime(2026, 11, 1, 8), datetime(2026, 11, 1, 9)], pa.timestamp("us"))
+    pq.write_table(
+        pa.table({"timestamp": stamps, "channel": ["c", "c"], "value": [1.0, 2.0], "q": [0, 0]}), path
+    )
+    message = error(path)
+    assert "is a timestamp without a time zone (timestamp[us])" in message
+    assert "or pass --naive-times site to read its times in the site's time zone" in message
+    got = read_readings(path, "Asia/Shanghai")["c"]
+    assert got.t_s.tolist() == [epoch("2026-11-01T00:00:00+00:00"), epoch("2026-11-01T01:00:00+00:00")]
+    ambiguous = pa.array([datetime(2026, 10, 25, 1), datetime(2026, 10, 25, 2, 30)], pa.timestamp("ms"))
+    pq.write_table(
+        pa.table({"timestamp": ambiguous, "channel": ["c", "c"], "value": [1.0, 2.0], "q": [0, 0]}), path
+    )
+    with pytest.raises(ReadingsError, match=r"row 2: local time 2026-10-25T02:30:00 occurs twice"):
+        read_readings(path, "Europe/Berlin")
+    # a column named timestamp_utc says its zone: times without an offset are UTC, with the option or not
+    csv = write(tmp_path, "Timestamp_UTC,channel,value,quality\n2026-11-01 00:00:00,c,1,0\n")
+    for naive_tz in (None, "Asia/Shanghai"):
+        assert read_readings(csv, naive_tz)["c"].t_s.tolist() == [epoch("2026-11-01T00:00:00+00:00")]
+
+
+def test_an_unknown_zone_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, READINGS)
+    with pytest.raises(
+        ReadingsError, match="time zone 'Mars/Olympus' is not in pyarrow's time zone database"
+    ):
+        read_readings(path, "Mars/Olympus")
+
+
+def test_a_wincc_like_export_with_aliases_semicolons_and_opc_words(site: Path, tmp_path: Path) -> None:
+    # By hand: the counter reads 100 → 160 kWh over 08:00–09:00 local; the bad 99999 between is skipped
+    # (and bridged), so the day has 60 kWh of electricity.
+    path = write(
+        tmp_path,
+        "TagName;DateTime;Value;Quality;Unit\n"
+        "a/elec_kwh;2026/11/01 08:00:00;100;Good (192);kWh\n"
+        "a/elec_kwh;2026/11/01 08:30:00;99999;Bad_SensorFailure;kWh\n"
+        "a/elec_kwh;2026/11/01 09:00:00;160;GOOD;kWh\n",
+        "wincc.csv",
+    )
+    proc = kpi_compute(site, path, "--period", "day", "--naive-times", "site")
+    assert proc.returncode == 0, proc.stderr
+    (doc,) = json.loads(proc.stdout)
+    assert doc["start_local"] == "2026-11-01T00:00:00+08:00"
+    assert quantity(doc) == pytest.approx(60, rel=1e-12)
+    assert doc["electricity_kwh"] == pytest.approx(60, rel=1e-12)
+
+
+def test_a_thingsboard_like_export_without_quality_warns_and_counts_every_reading(
+    site: Path, tmp_path: Path
+) -> None:
+    # By hand: ts 1793491200000 ms = 2026-11-01T00:00:00Z (08:00 in Shanghai), one hour later 1793494800000.
+    # Electricity 100 → 160 kWh and clinker 0 → 2 t in that hour: 60 kWh and 2 t, all of 2026-11-01.
+    path = write(
+        tmp_path,
+        "ts,key,value\n"
+        "1793491200000,a/elec_kwh,100\n1793491200000,a/clinker_t,0\n"
+        "1793494800000,a/elec_kwh,160\n1793494800000,a/clinker_t,2\n",
+        "telemetry.csv",
+    )
+    proc = kpi_compute(site, path, "--period", "day")
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: {path}: no quality column: every reading is taken as good" in proc.stderr
+    (doc,) = json.loads(proc.stdout)
+    assert doc["start"] == "2026-10-31T16:00:00Z"
+    assert quantity(doc) == pytest.approx(60) and doc["electricity_kwh"] == pytest.approx(60)
+    assert quantity(doc, "a/clinker_t") == pytest.approx(2) and doc["clinker_t"] == pytest.approx(2)
+
+
+def test_column_aliases(tmp_path: Path) -> None:
+    # InfluxDB's annotated-CSV columns, blanks inside a name, Parquet without a quality column
+    path = write(tmp_path, ",result,_start,_time,_value,Tag Name\n,_result,x,2026-11-01T00:00:00Z,1.5,c\n")
+    with pytest.warns(UserWarning, match="no quality column: every reading is taken as good"):
+        got = read_readings(path)["c"]
+    assert got.values.tolist() == [1.5] and got.good.tolist() == [1]
+    parquet = tmp_path / "readings.parquet"
+    pq.write_table(pa.table({"Time": pa.array([1_793_491_200_000], pa.timestamp("ms", tz="UTC")),
+                             "ITEM": ["c"], "pv": [2.0], "q": ["Good_LocalOverride"]}), parquet)  # fmt: skip
+    assert read_readings(parquet)["c"].good.tolist() == [1]
+    # the canonical name wins over an alias: a descriptive "name" column next to "channel" stays ignored
+    path = write(tmp_path, "timestamp,channel,name,value,quality\n2026-11-01T00:00:00Z,c,Kiln motor,1,0\n")
+    assert list(read_readings(path)) == ["c"]
+    path = write(tmp_path, "time,tag,DateTime,value,quality\n2026-11-01T00:00:00Z,c,x,1,0\n")
+    assert error(path) == (
+        f"{path}: line 1: the header has 2 columns that could be the timestamp: 'time', 'DateTime'; keep one,"
+        " or rename the others"
+    )
+    pq.write_table(pa.table({"ts": [1], "key": ["c"], "val": [1.0], "status": [0], "Status ": [0]}), parquet)
+    assert "the file has 2 columns that could be the quality: 'status', 'Status '" in error(parquet)
+
+
+def test_opc_quality_words_count_by_their_leading_word(tmp_path: Path) -> None:
+    cells = {
+        "Good": 1, "GOOD": 1, " good ": 1, "Good_LocalOverride": 1, "Good (192)": 1, "GoodClamped": 1,
+        "Bad_SensorFailure": 0, "Bad - comm failure": 0, "BAD": 0, "Uncertain_LastUsableValue": 0,
+        "UncertainSubNormal": 0, "uncertain (64)": 0,
+    }  # fmt: skip
+    text = "timestamp,channel,value,quality\n" + "".join(
+        f"2026-11-01T00:{i:02d}:00Z,c,1,{q}\n" for i, q in enumerate(cells)
+    )
+    assert read_readings(write(tmp_path, text))["c"].good.tolist() == list(cells.values())
+    for refused in ("OK", "Not Connected", "G00d"):
+        path = write(tmp_path, f"timestamp,channel,value,quality\n2026-11-01T00:00:00Z,c,1,{refused}\n")
+        assert error(path).startswith(f"{path}: line 2: quality {refused!r} is not accepted")
+
+
+def series_good(tmp_path: Path, codes: list[int | str], **options: str) -> list[int]:
+    text = "timestamp,channel,value,quality\n" + "".join(
+        f"2026-11-01T00:{i:02d}:00Z,c,1,{q}\n" for i, q in enumerate(codes)
+    )
+    return read_readings(write(tmp_path, text), **options)["c"].good.tolist()
+
+
+def test_numeric_opc_quality(tmp_path: Path) -> None:
+    # OPC DA quality bytes (no wire code 0–2 in the column): bits 7–6 are 11 good, 01 uncertain, 00 bad
+    assert series_good(tmp_path, [192, 216, 255, 64, 84, 127, 24, 3, 63]) == [1, 1, 1, 0, 0, 0, 0, 0, 0]
+    # OPC UA status codes, by their top two bits; 0 is good as a wire code and in OPC UA alike; a negative
+    # code is a status code written as a signed 32-bit integer, as Ignition writes Bad_Stale
+    ua = [0, 0x40000000, 0x408F0000, 0x80000000, 0x808D0000, 0xC0000000, -2147483136, 0]
+    assert series_good(tmp_path, ua) == [1, 0, 0, 0, 0, 0, 0, 1]
+    path = tmp_path / "readings.parquet"
+    quality = pa.array([0, 0x80340000, 0x40000000], pa.uint32())
+    table = {"ts": [1_793_491_200_000 + i for i in range(3)], "tag": ["c"] * 3, "value": [1.0] * 3}
+    pq.write_table(pa.table(table | {"quality": quality}), path)
+    assert read_readings(path)["c"].good.tolist() == [1, 0, 0]
+
+
+def test_quality_codes_of_two_kinds_are_refused_not_guessed(tmp_path: Path) -> None:
+    # 0 is good as our wire code, bad in OPC DA: a column with 0 and 192 cannot be read without being told
+    rows = [f"2026-11-01T00:00:00Z,ch{i % 5},{i},0\n" for i in range(150_000)]  # several pyarrow blocks
+    rows[120_000] = rows[120_000].replace(",0\n", ",192\n")
+    path = write(tmp_path, "timestamp,channel,value,quality\n" + "".join(rows))
+    message = error(path)
+    assert message.startswith(
+        f"{path}: line 120002: quality '192' is an OPC DA quality byte, but quality '0' (line 2) is the wire"
+        " code 0 = good (in OPC DA, 0 is bad): the column mixes two kinds of code"
+    ), message
+    assert "pass --quality opc-da to read every number as an OPC DA quality byte" in message
+    # 1 and 2 are uncertain and bad as wire codes, good in OPC UA
+    path = write(tmp_path, "timestamp,channel,value,quality\n2026-11-01T00:00:00Z,c,1,2147483648\n"
+                 "2026-11-01T00:01:00Z,c,1,2\n")  # fmt: skip
+    assert error(path).startswith(f"{path}: line 3: quality '2' is a wire code, 1 = uncertain or 2 = bad")
+
+
+def test_quality_opc_da_through_the_cli(site: Path, tmp_path: Path) -> None:
+    # By hand: with --quality opc-da, 0 is bad: the counter's 99999 is skipped, 100 → 160 kWh = 60 kWh
+    path = write(
+        tmp_path,
+        "timestamp,channel,value,quality\n"
+        "2026-11-01T08:00:00+08:00,a/elec_kwh,100,192\n"
+        "2026-11-01T08:30:00+08:00,a/elec_kwh,99999,0\n"
+        "2026-11-01T09:00:00+08:00,a/elec_kwh,160,192\n",
+    )
+    assert kpi_compute(site, path).returncode == 2  # 0 and 192: refused without the option
+    proc = kpi_compute(site, path, "--quality", "opc-da")
+    assert proc.returncode == 0, proc.stderr
+    (doc,) = json.loads(proc.stdout)
+    assert quantity(doc) == pytest.approx(60, rel=1e-12)
+    assert series_good(tmp_path, [0, 1, 2, 64, 192], quality="opc-da") == [0, 0, 0, 0, 1]
+    assert "quality '128' is not accepted (as an OPC DA quality byte its quality bits 7–6 are 10" in error(
+        write(tmp_path, "timestamp,channel,value,quality\n2026-11-01T00:00:00Z,c,1,128\n")
+    )
+
+
+def test_quality_opc_ua(tmp_path: Path) -> None:
+    # GoodClamped (0x00300000) is a good status code below 2^30: read with --quality opc-ua, refused in auto
+    codes = [0x00300000, 1, 2, 0x40000000, 0x80000000, -1]
+    assert series_good(tmp_path, codes, quality="opc-ua") == [1, 1, 1, 0, 0, 0]
+    path = write(tmp_path, "timestamp,channel,value,quality\n2026-11-01T00:00:00Z,c,1,3145728\n")
+    assert "need --quality opc-ua" in error(path)
+    with pytest.raises(ReadingsError, match="quality mode 'opc': use auto, opc-da, opc-ua"):
+        read_readings(path, quality="opc")
