@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from agent.config import AgentConfig
 
 agent_app = typer.Typer(
-    help="Edge agent: poll Modbus / OPC UA sources and publish over MQTT.", no_args_is_help=True
+    help="Edge agent: poll Modbus, OPC UA and DL/T 645 sources and publish over MQTT.", no_args_is_help=True
 )
 
 ConfigPath = typer.Argument(..., help="The agent's TOML config file.", show_default=False)
@@ -31,11 +31,17 @@ def _load(path: Path) -> AgentConfig:
 
 
 @agent_app.command("check")
-def check(config: Path = ConfigPath) -> None:
-    """Validate CONFIG and print its devices, points and the Modbus requests one poll makes."""
-    from agent.sources.modbus.coalesce import poll_groups
-    from agent.sources.modbus.connections import describe
+def check(
+    config: Path = ConfigPath,
+    probe: Annotated[
+        bool, typer.Option("--probe", help="Also read every point once: which ones each device answers.")
+    ] = False,
+) -> None:
+    """Validate CONFIG and print its sources, points and how one poll reads them.
 
+    With --probe, every device is read once and each point it does not answer is listed; the exit
+    status is 1 if any point went unanswered.
+    """
     cfg = _load(config)
     typer.echo(f"agent {cfg.agent.id} at site {cfg.agent.site}: config OK")
     tls = "TLS" + (" with client certificate" if cfg.mqtt.cert_file else "") if cfg.mqtt.tls else "no TLS"
@@ -43,37 +49,39 @@ def check(config: Path = ConfigPath) -> None:
         f"mqtt {cfg.mqtt.host}:{cfg.mqtt.port} (MQTT {cfg.mqtt.protocol}, {tls}), outbox {cfg.outbox.path},"
         f" health {'http://' + cfg.health.listen if cfg.health.listen else 'off'}"
     )
-    total_points = total_requests = 0
-    for device in cfg.modbus:
-        groups = poll_groups(device)
-        requests = sum(len(g.requests) for g in groups)
-        total_points += len(device.points)
-        total_requests += requests
-        layouts = [
-            (g.interval, ", ".join(f"FC{r.function} {r.address}+{r.count}" for r in g.requests))
-            for g in groups
-        ]
-        every = f"every {layouts[0][0] if len(layouts) == 1 else device.interval:g} s"
-        spans = layouts[0][1] if len(layouts) == 1 else "; ".join(f"every {i:g} s: {s}" for i, s in layouts)
-        profile = f", profile {device.profile}" if device.profile else ""
-        typer.echo(
-            f"  modbus {device.name}: {describe(device)} unit {device.unit}{profile}, {every}, "
-            f"{len(device.points)} points in {requests} request(s) ({spans})"
-        )
-    for server in cfg.opcua:
-        total_points += len(server.points)
-        modes = [p.mode or server.mode for p in server.points]
-        polled, subscribed = modes.count("poll"), modes.count("subscribe")
-        typer.echo(
-            f"  opcua {server.name}: {server.endpoint}, security {server.security_policy}"
-            f" ({server.effective_security_mode}), login {server.effective_auth};"
-            f" {polled} node(s) read every {server.interval:g} s,"
-            f" {subscribed} subscribed (publishing every {server.publishing_interval:g} s)"
-        )
-    typer.echo(
-        f"{len(cfg.modbus)} Modbus devices, {len(cfg.opcua)} OPC UA servers, {total_points} points, "
-        f"{total_requests} Modbus requests per cycle"
-    )
+    counts = []
+    points = 0
+    for source, tables in cfg.sources():
+        for table in tables:
+            typer.echo(f"  {source.describe(table)}")
+            points += len(table.points)
+        if tables:
+            counts.append(f"{len(tables)} {source.title}{'s' if len(tables) != 1 else ''}")
+    typer.echo(f"{', '.join(counts) or 'no sources'}, {points} points")
+    if probe:
+        raise typer.Exit(_probe_all(cfg))
+
+
+def _probe_all(cfg: AgentConfig) -> int:
+    """Read every table's points once; print the unanswered ones; 0 if every point answered."""
+    import asyncio
+
+    async def run() -> int:
+        status = 0
+        for source, tables in cfg.sources():
+            for table in tables:
+                answers = await source.probe(table, timeout=getattr(table, "timeout", 2.0))
+                refused = [a for a in answers if not a.answered]
+                typer.echo(
+                    f"probe {source.key} {table.name}: {len(answers) - len(refused)} of {len(answers)} "
+                    "points answered"
+                )
+                for answer in refused:
+                    typer.echo(f"  {answer.point}: {answer.error}")
+                status |= 1 if refused else 0
+        return status
+
+    return asyncio.run(run())
 
 
 @agent_app.command("probe")
@@ -81,31 +89,42 @@ def probe(
     url: Annotated[
         str,
         typer.Argument(
-            help="modbus://HOST[:PORT], rtu-over-tcp://HOST:PORT, "
-            "rtu:///dev/ttyUSB0?baud=9600&parity=E, or opc.tcp://HOST:PORT/PATH",
+            help="modbus://HOST[:PORT], rtu-over-tcp://HOST:PORT, rtu:///dev/ttyUSB0?baud=9600&parity=E, "
+            "opc.tcp://HOST:PORT/PATH, dlt645://HOST:PORT or dlt645:///dev/ttyUSB0?baud=2400",
             show_default=False,
         ),
     ],
-    unit: Annotated[int, typer.Option("--unit", "-u", help="Modbus unit (slave) id.")] = 1,
+    unit: Annotated[
+        int | None, typer.Option("--unit", "-u", help="Modbus unit (slave) id; default 1.")
+    ] = None,
     read: Annotated[
         list[str] | None,
         typer.Option(
             "--read",
             "-r",
-            help="ADDRESS[:TYPE[:ORDER]], repeatable: "
-            "TYPE int16..float64, stringN, bitN or bit; ORDER ABCD CDAB BADC DCBA or all.",
+            help="Modbus: ADDRESS[:TYPE[:ORDER]], repeatable: TYPE int16..float64, stringN, bitN or bit; "
+            "ORDER ABCD CDAB BADC DCBA or all. DL/T 645: a data identifier such as 00010000.",
         ),
     ] = None,
     function: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--function", "-f", min=1, max=4, help="1 coils, 2 discrete inputs, 3 holding, 4 input registers."
         ),
-    ] = 3,
-    base: Annotated[int, typer.Option("--base", min=0, max=1, help="1 if addresses count from 1.")] = 0,
+    ] = None,
+    base: Annotated[
+        int | None, typer.Option("--base", min=0, max=1, help="1 if addresses count from 1.")
+    ] = None,
     profile: Annotated[str | None, typer.Option(help="Read every point of this meter profile.")] = None,
-    ct_ratio: Annotated[float, typer.Option(help="CT ratio for --profile points that apply it.")] = 1.0,
-    pt_ratio: Annotated[float, typer.Option(help="PT ratio for --profile points that apply it.")] = 1.0,
+    ct_ratio: Annotated[
+        float | None, typer.Option(help="CT ratio for --profile points that apply it.")
+    ] = None,
+    pt_ratio: Annotated[
+        float | None, typer.Option(help="PT ratio for --profile points that apply it.")
+    ] = None,
+    meter: Annotated[
+        str | None, typer.Option(help="DL/T 645 meter address, 12 digits as on its nameplate.")
+    ] = None,
     node: Annotated[
         list[str] | None,
         typer.Option("--node", "-n", help="OPC UA node id, repeatable (opc.tcp:// URLs; none: browse)."),
@@ -117,21 +136,28 @@ def probe(
             "e.g. security_policy=Basic256Sha256."
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 2.0,
+    timeout: Annotated[float | None, typer.Option(help="Seconds to wait for each answer.")] = None,
 ) -> None:
-    """Read a device once and print decoded values with their raw registers; publishes nothing."""
+    """Read a device once and print decoded values with their raw data; publishes nothing."""
     from agent.config_model import TextValue
-    from agent.probe import run_probe
+    from agent.sources.registry import SOURCES, for_url
 
-    # Command-line text is read by each key's type, like a ${VAR} in a config file ("accept_first=true").
-    settings = {
-        key: TextValue(value, f"--security {key}=")
-        for key, value in (item.partition("=")[::2] for item in security or [])
-    }
-    status = run_probe(url, unit=unit, reads=read, function=function, base=base, profile=profile,
-                       ct_ratio=ct_ratio, pt_ratio=pt_ratio, nodes=node, security=settings,
-                       timeout=timeout, echo=typer.echo)  # fmt: skip
-    raise typer.Exit(status)
+    source = for_url(url)
+    if source is None:
+        schemes = ", ".join(f"{scheme}://" for s in SOURCES for scheme in s.schemes)
+        typer.echo(f"agent probe: {url!r}: use one of {schemes}", err=True)
+        raise typer.Exit(2)
+    given = {"unit": unit, "read": read, "function": function, "base": base, "profile": profile,
+             "ct_ratio": ct_ratio, "pt_ratio": pt_ratio, "meter": meter, "node": node,
+             "timeout": timeout}  # fmt: skip
+    options = {name: value for name, value in given.items() if value is not None}
+    if security:
+        # Command-line text is read by each key's type, like a ${VAR} in a config file ("accept_first=true").
+        options["security"] = {
+            key: TextValue(value, f"--security {key}=")
+            for key, value in (item.partition("=")[::2] for item in security)
+        }
+    raise typer.Exit(source.probe_url(url, options, typer.echo))
 
 
 @agent_app.command("run")

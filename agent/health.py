@@ -8,7 +8,9 @@ Health is judged by ``assess()`` from a snapshot, so the rules are testable with
 failing (503) when a poller task ended, a polled device has had no cycle (answered or not) for longer than
 ``stall_s`` plus three intervals, or the outbox holds a batch older than ``stall_s`` with no acknowledgement
 within ``stall_s`` (the broker is unreachable, refuses, or the publisher is stuck). A device that does not
-answer is not an agent failure: its poller keeps cycling (with backoff of at most 60 s) and reports BAD.
+answer is not an agent failure: its poller keeps cycling (with backoff) and reports BAD, and /healthz says
+``degraded`` (still 200) and which device, as it does for a device that refuses some of its points (e.g.
+Modbus exception 02 for registers a neighbouring meter model has and this one lacks).
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ _MAX_HEADER_LINES = 100
 
 
 @dataclass(frozen=True)
+class DeviceSnapshot:
+    """One device (a Modbus unit, an OPC UA server, a meter) as /healthz reports it; times in Unix s."""
+
+    last_cycle: float | None
+    last_good: float | None
+    #: seconds it may go without a cycle before the agent is failing; None: not watched (e.g. subscriptions)
+    stall_limit: float | None
+    #: points the device refuses (e.g. Modbus exception 02) → why
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What the agent looks like now, for ``assess()``. Times are Unix seconds."""
 
@@ -37,8 +51,7 @@ class Snapshot:
     started: float
     stall_s: float
     dead_pollers: list[str]
-    #: device → (time of its last cycle or None, seconds it may go without one)
-    devices: dict[str, tuple[float | None, float]]
+    devices: dict[str, DeviceSnapshot]
     outbox_batches: int
     outbox_bytes: int
     outbox_oldest: float | None
@@ -51,12 +64,31 @@ class Snapshot:
 def assess(snap: Snapshot) -> tuple[bool, dict[str, object]]:
     """``(healthy, details)``; details name each problem in words an operator can act on."""
     problems = [f"poller {name} stopped" for name in snap.dead_pollers]
+    warnings: list[str] = []
     devices: dict[str, object] = {}
-    for name, (last, allowed) in sorted(snap.devices.items()):
-        age = snap.now - (last if last is not None else snap.started)
-        devices[name] = {"last_cycle_age_s": None if last is None else round(age, 3)}
-        if age > allowed:
-            problems.append(f"device {name}: no poll cycle for {age:.0f} s (allowed {allowed:.0f} s)")
+    for name, dev in sorted(snap.devices.items()):
+        cycle_age = None if dev.last_cycle is None else snap.now - dev.last_cycle
+        good_age = None if dev.last_good is None else snap.now - dev.last_good
+        answering = dev.last_good is not None and (dev.last_cycle is None or dev.last_good >= dev.last_cycle)
+        devices[name] = {
+            "status": "ok" if answering and not dev.refused else "degraded",
+            "last_cycle_age_s": None if cycle_age is None else round(cycle_age, 3),
+            "last_good_age_s": None if good_age is None else round(good_age, 3),
+            "refused_points": dict(sorted(dev.refused.items())),
+        }
+        since = snap.now - (dev.last_cycle if dev.last_cycle is not None else snap.started)
+        if dev.stall_limit is not None and since > dev.stall_limit:
+            problems.append(
+                f"device {name}: no poll cycle for {since:.0f} s (allowed {dev.stall_limit:.0f} s)"
+            )
+        elif dev.last_cycle is not None and not answering:
+            warnings.append(f"device {name}: no good reading in its last cycle"
+                            + ("" if good_age is None else f" (last good {good_age:.0f} s ago)"))  # fmt: skip
+        if dev.refused:
+            warnings.append(
+                f"device {name}: {len(dev.refused)} point(s) refused by the device "
+                f"({', '.join(sorted(dev.refused))}): remove them from the config or check the meter model"
+            )
     oldest_age = None if snap.outbox_oldest is None else max(0.0, snap.now - snap.outbox_oldest)
     since_ack = snap.now - (snap.last_ack if snap.last_ack is not None else snap.started)
     if oldest_age is not None and oldest_age > snap.stall_s and since_ack > snap.stall_s:
@@ -67,8 +99,9 @@ def assess(snap: Snapshot) -> tuple[bool, dict[str, object]]:
             f"outbox not draining: {snap.outbox_batches} batches, oldest {oldest_age:.0f} s, {why}"
         )
     details: dict[str, object] = {
-        "status": "failing" if problems else "ok",
+        "status": "failing" if problems else "degraded" if warnings else "ok",
         "problems": problems,
+        "warnings": warnings,
         **snap.identity,
         "uptime_s": round(snap.now - snap.started, 3),
         "mqtt": snap.mqtt,

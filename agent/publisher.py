@@ -38,7 +38,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import metrics, wire
-from agent.config import MqttSection
+from agent.mqtt_settings import MqttSection
 from agent.outbox import Outbox
 from agent.sources.reading import now_ms
 from agent.tls import diagnose, make_context

@@ -1,6 +1,6 @@
 """The agent's main loop: pollers → batches → outbox → publisher, until SIGTERM or SIGINT; SIGHUP reloads.
 
-Pollers run one task per device (or OPC UA server) and hand their readings to a buffer. Every
+Each source's pollers (``agent.sources``) hand their readings to a buffer. Every
 ``agent.batch_interval`` seconds the buffer becomes one ``wire.Batch`` (split above ``MAX_READINGS`` so a
 message stays far below the collector's size limit), is written to the outbox, and the publisher is woken.
 One batch per interval rather than per device keeps the message rate low (a Python subscriber, not the broker,
@@ -30,7 +30,9 @@ from agent import health, metrics, wire
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.outbox import Outbox
 from agent.publisher import Publisher
+from agent.sources.base import SourceStatus
 from agent.sources.reading import Reading, Sink
+from agent.wire import Quality
 
 log = structlog.get_logger("agent.runner")
 
@@ -40,17 +42,12 @@ MAX_READINGS = 5000
 
 def channel_metadata(config: AgentConfig) -> list[dict[str, str]]:
     """The birth message's channel list: what each channel measures and where it comes from."""
-    channels = [
-        {"name": p.name, "kind": p.kind, "unit": p.unit, "device": d.name, "source": "modbus"}
-        for d in config.modbus
-        for p in d.points
+    return [
+        channel.as_dict()
+        for source, tables in config.sources()
+        for table in tables
+        for channel in source.channels(table)
     ]
-    channels += [
-        {"name": p.name, "kind": p.kind, "unit": p.unit, "device": s.name, "source": "opcua"}
-        for s in config.opcua
-        for p in s.points
-    ]
-    return channels
 
 
 def to_batches(readings: list[Reading], site: str, agent: str, epoch: str) -> list[wire.Batch]:
@@ -75,20 +72,13 @@ def store(outbox: Outbox, batch: wire.Batch) -> int:
 
 
 def stall_limits(config: AgentConfig) -> dict[str, float]:
-    """Polled device → seconds it may go without a cycle before /healthz fails.
-
-    OPC UA servers with no polled node are left out: a quiet node legitimately sends nothing, and their own
-    watchdog rebuilds a dead subscription.
-    """
-    stall = config.health.stall_s
-    # a device's fastest poll group sets how often a cycle is due
-    limits = {d.name: stall + 3 * min([d.interval, *(p.interval or d.interval for p in d.points)])
-              for d in config.modbus}  # fmt: skip
-    limits |= {
-        s.name: stall + 3 * s.interval
-        for s in config.opcua
-        if any((p.mode or s.mode) == "poll" for p in s.points)
-    }
+    """Polled device → seconds it may go without a cycle before /healthz fails (each source decides)."""
+    limits = {}
+    for source, tables in config.sources():
+        for table in tables:
+            limit = source.stall_limit(table, config.health.stall_s)
+            if limit is not None:
+                limits[table.name] = limit
     return limits
 
 
@@ -117,9 +107,12 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._hup = asyncio.Event()
         self._last_cycle: dict[str, float] = {}
+        self._last_good: dict[str, float] = {}
+        self._status = SourceStatus()
         self._previous_ack: float | None = None  # the replaced publisher's last ack, across reloads
         self._limits = stall_limits(config)
         self._device_of = {c["name"]: c["device"] for c in channel_metadata(config)}
+        self._device_names = _device_names(config)
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -135,8 +128,7 @@ class Agent:
             site=self.config.agent.site,
             epoch=self.outbox.epoch,
             pending=len(self.outbox),
-            modbus_devices=len(self.config.modbus),
-            opcua_servers=len(self.config.opcua),
+            sources={source.key: len(tables) for source, tables in self.config.sources() if tables},
         )
         watchdog: asyncio.Task[None] | None = None
         try:
@@ -215,6 +207,7 @@ class Agent:
         self.outbox.max_bytes, self.outbox.max_age_s = new.outbox.max_bytes, new.outbox.max_age_s
         self._limits = stall_limits(new)
         self._device_of = {c["name"]: c["device"] for c in channel_metadata(new)}
+        self._device_names = _device_names(new)
         self._start_pollers()
         old_publisher, self._previous_ack = self.publisher, self.publisher.last_ack or self._previous_ack
         await asyncio.to_thread(old_publisher.stop, 2.0, False)
@@ -228,7 +221,7 @@ class Agent:
             "config reloaded",
             file=str(self.config_path),
             took_s=round(time.monotonic() - begun, 3),
-            changed=[k for k in AgentConfig.model_fields if getattr(old, k) != getattr(new, k)],
+            changed=[k for k in type(new).model_fields if getattr(old, k) != getattr(new, k)],
             pending=len(self.outbox),
         )
         health.sd_notify("READY=1")
@@ -252,7 +245,9 @@ class Agent:
         if readings:
             device = self._device_of.get(readings[0].channel, "unknown")
             metrics.observe_cycle(device, readings)
-            self._last_cycle[device] = time.time()
+            now = self._last_cycle[device] = time.time()
+            if any(r.quality == Quality.GOOD for r in readings):
+                self._last_good[device] = now
         self._buffer.extend(readings)
 
     def _flush(self) -> None:
@@ -267,7 +262,8 @@ class Agent:
 
     def _start_pollers(self) -> None:
         self._tasks = [
-            asyncio.create_task(coro, name=name) for name, coro in _pollers(self.config, self._sink)
+            asyncio.create_task(coro, name=name)
+            for name, coro in _pollers(self.config, self._sink, self._status)
         ]
 
     async def _stop_pollers(self) -> None:
@@ -275,6 +271,7 @@ class Agent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self._status.clear()
 
     async def _wait(self, stop: asyncio.Event) -> None:
         """Sleep one batch interval, or less if asked to stop or reload."""
@@ -323,7 +320,15 @@ class Agent:
             started=self.started,
             stall_s=self.config.health.stall_s,
             dead_pollers=[t.get_name() for t in self._tasks if t.done()],
-            devices={d: (self._last_cycle.get(d), limit) for d, limit in self._limits.items()},
+            devices={
+                name: health.DeviceSnapshot(
+                    self._last_cycle.get(name),
+                    self._last_good.get(name),
+                    self._limits.get(name),
+                    self._status.refused(name),
+                )
+                for name in self._device_names
+            },
             outbox_batches=len(self.outbox),
             outbox_bytes=self.outbox.bytes,
             outbox_oldest=self.outbox.oldest_created(),
@@ -380,18 +385,12 @@ class Agent:
         return samples
 
 
-def _pollers(config: AgentConfig, sink: Sink) -> list[tuple[str, Coroutine[None, None, None]]]:
-    """Modbus devices share one poller (it groups them by connection); each OPC UA server has its own.
+def _device_names(config: AgentConfig) -> list[str]:
+    return [table.name for _, tables in config.sources() for table in tables]
 
-    Each protocol's library is imported only when configured: asyncua alone takes a second to import.
-    """
-    pollers: list[tuple[str, Coroutine[None, None, None]]] = []
-    if config.modbus:
-        from agent.sources.modbus.poller import ModbusPoller
 
-        pollers.append(("modbus", ModbusPoller(config.modbus, sink).run()))
-    if config.opcua:
-        from agent.sources.opcua.poller import OpcuaPoller
-
-        pollers += [(f"opcua:{s.name}", OpcuaPoller(s, sink).run()) for s in config.opcua]
-    return pollers
+def _pollers(
+    config: AgentConfig, sink: Sink, status: SourceStatus
+) -> list[tuple[str, Coroutine[None, None, None]]]:
+    """Every source's poller tasks; each imports its protocol library only when it has tables."""
+    return [poller for source, tables in config.sources() for poller in source.pollers(tables, sink, status)]

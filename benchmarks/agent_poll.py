@@ -2,7 +2,7 @@
 
 Not a test (no timed assertions). One run prints two tables:
 
-1. Requests per poll cycle for every meter profile in ``agent/profiles``, for the demo plant
+1. Requests per poll cycle for every meter profile in ``agent/sources/modbus/profiles``, for the demo plant
    (``deploy/demo/agent.toml``) and for this benchmark's plant, as the agent's own coalescer
    (``coalesce.poll_groups``) builds them, against one request per point (every point is one contiguous
    register block, so that is what a master without coalescing sends), and with ``max_gap = 0`` (only
@@ -44,9 +44,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from agent import profiles, wire
-from agent.config import ModbusDevice, load_config
+from agent import wire
+from agent.config import load_config
+from agent.sources.modbus import profiles
 from agent.sources.modbus.coalesce import poll_groups
+from agent.sources.modbus.config import ModbusDevice
 from tests import servers
 from tests.faults.plant import scrape, start_agent
 

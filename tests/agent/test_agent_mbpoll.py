@@ -10,7 +10,7 @@ import contextlib
 import math
 import re
 
-from agent.config import ModbusDevice
+from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.decode import decode_raw
 from agent.sources.modbus.poller import ModbusPoller
 from agent.sources.reading import Reading

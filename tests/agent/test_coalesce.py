@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agent.config import ModbusDevice
 from agent.sources.modbus.coalesce import device_requests, poll_groups
+from agent.sources.modbus.config import ModbusDevice
 
 
 def device(points: list[dict], **kw: object) -> ModbusDevice:

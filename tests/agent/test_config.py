@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent import wire
-from agent.config import ConfigError, Kind, load_config
+from agent.config import ConfigError, load_config
+from agent.config_fields import Kind
 
 GOOD = """
 [agent]

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.config import ModbusDevice
 from agent.sources.modbus.coalesce import spans
+from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.decode import decode, decode_bit, decode_raw, decode_string, register_count
 
 # Where each byte of the big-endian value (index 0 = most significant) travels in the register stream,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from agent.config import ModbusDevice
+from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.link import Link
 from agent.sources.modbus.poller import ModbusPoller
 from agent.sources.reading import Reading

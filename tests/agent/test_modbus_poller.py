@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from agent.config import ModbusDevice
+from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.poller import ModbusPoller
 from agent.sources.reading import Reading
 from agent.wire import Quality

@@ -24,7 +24,7 @@ from pymodbus import FramerType
 from typer.testing import CliRunner
 
 from agent.commands import agent_app
-from agent.config import ModbusDevice
+from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.link import frame_silence
 from agent.sources.modbus.poller import ModbusPoller
 from agent.sources.reading import Reading

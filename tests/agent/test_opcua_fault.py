@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from agent.config import OpcuaServer
+from agent.sources.opcua.config import OpcuaServer
 from agent.sources.opcua.poller import OpcuaPoller
 from agent.sources.reading import Reading
 from agent.wire import Quality

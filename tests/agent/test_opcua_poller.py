@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from asyncua import Server, ua
 
-from agent.config import OpcuaServer
+from agent.sources.opcua.config import OpcuaServer
 from agent.sources.opcua.poller import OpcuaPoller
 from agent.sources.reading import Reading
 from agent.wire import Quality

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from agent.probe_opcua import probe_opcua
+from agent.sources.opcua.probe import probe_opcua
 from simulators.kiln.model import KilnLine
 from simulators.kiln.opcua_server import DcsServer
 from simulators.kiln.points import DCS_POINTS

@@ -21,9 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from agent.config import OpcuaServer
-from agent.probe_opcua import probe_opcua
+from agent.sources.opcua.config import OpcuaServer
 from agent.sources.opcua.poller import OpcuaPoller
+from agent.sources.opcua.probe import probe_opcua
 from agent.sources.opcua.security import (
     CLIENT_CERT,
     CLIENT_KEY,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agent.config import OpcuaServer
+from agent.sources.opcua.config import OpcuaServer
 from agent.sources.opcua.poller import OpcuaPoller
 from agent.sources.reading import Reading, now_ms
 from agent.wire import Quality

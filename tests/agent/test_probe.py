@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from agent.probe import ProbeError, build_device, parse_read, run_probe
+from agent.sources.modbus.probe import ProbeError, build_device, parse_read, run_probe
 from simulators.kiln.meters import State
 from simulators.kiln.modbus_server import start_modbus_server
 from simulators.kiln.model import KilnLine

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent import profiles
 from agent.commands import agent_app
-from agent.config import ModbusDevice
 from agent.runner import channel_metadata
+from agent.sources.modbus import profiles
+from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.poller import ModbusPoller
 from agent.sources.reading import Reading
 from agent.wire import Quality

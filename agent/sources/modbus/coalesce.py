@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.config import ModbusDevice, ModbusPoint
+from agent.sources.modbus.config import ModbusDevice, ModbusPoint
 from agent.sources.modbus.decode import BIT_FUNCTIONS, decode, decode_bit, register_count
 
 #: Protocol limit of one read of coils or discrete inputs, in bits.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.config import ModbusDevice
+from agent.sources.modbus.config import ModbusDevice
 
 #: Settings of the connection itself, which every device sharing it must agree on.
 LINE_KEYS = ("transport", "baudrate", "parity", "stopbits", "bytesize")

@@ -20,7 +20,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 
-from agent.config import ModbusDevice
+from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.connections import endpoint
 from agent.sources.modbus.decode import BIT_FUNCTIONS
 

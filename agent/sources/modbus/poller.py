@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import structlog
 
 from agent import metrics
-from agent.config import ModbusDevice
+from agent.sources.base import SourceStatus
 from agent.sources.modbus.coalesce import PollGroup, Request, poll_groups
+from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.connections import by_connection, connection_problems, endpoint
 from agent.sources.modbus.link import ExceptionReply, Link, TransportError
 from agent.sources.reading import Reading, Sink, now_ms
@@ -57,8 +58,11 @@ class Backoff:
 class ModbusPoller:
     """Polls ``devices`` until cancelled, handing each poll group's readings to ``sink``."""
 
-    def __init__(self, devices: Iterable[ModbusDevice], sink: Sink) -> None:
+    def __init__(
+        self, devices: Iterable[ModbusDevice], sink: Sink, status: SourceStatus | None = None
+    ) -> None:
         self.devices = list(devices)
+        self._status = status or SourceStatus()
         problems = connection_problems(self.devices)
         if problems:
             raise ValueError("; ".join(problems))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from asyncua import Client, ua
 
-from agent.config import OpcuaServer
+from agent.sources.opcua.config import OpcuaServer
 from agent.sources.opcua.security import configure_security
 
 #: The server frees a session we abandoned (network cut) after this long. Short, because PLCs often allow

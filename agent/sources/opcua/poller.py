@@ -16,7 +16,7 @@ import structlog
 from asyncua import ua
 
 from agent import metrics
-from agent.config import OpcuaPoint, OpcuaServer
+from agent.sources.opcua.config import OpcuaPoint, OpcuaServer
 from agent.sources.opcua.connection import Session, close_client, open_session
 from agent.sources.opcua.quality import missing, to_reading
 from agent.sources.opcua.security import SecurityError

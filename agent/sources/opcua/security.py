@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from agent.config import OpcuaServer
+from agent.sources.opcua.config import OpcuaServer
 
 log = structlog.get_logger("agent.opcua")
 

@@ -17,7 +17,7 @@ import structlog
 from asyncua import ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
-from agent.config import OpcuaPoint, OpcuaServer
+from agent.sources.opcua.config import OpcuaPoint, OpcuaServer
 from agent.sources.opcua.connection import Session
 from agent.sources.opcua.quality import missing, to_reading
 from agent.sources.reading import Sink, now_ms

@@ -3,12 +3,11 @@
 Most Modbus commissioning questions are "which address, which function, which byte order?". The probe answers
 them on site with the agent's own connection and decoding code (``Link``, ``decode``), so what the probe shows
 is what the agent will publish: each value next to its raw registers in hex, in one byte/word order or in all
-four (``ORDER = all``), or every point of a meter profile at once. The URL's scheme picks the protocol:
+four (``ORDER = all``), or every point of a meter profile at once. The URL's scheme picks the transport:
 
 * ``modbus://HOST[:PORT]`` Modbus TCP (port 502 by default)
 * ``rtu-over-tcp://HOST:PORT`` RTU frames through a serial-to-TCP gateway
 * ``rtu:///dev/ttyUSB0?baud=9600&parity=E&stopbits=1&bytesize=8`` RTU on a local serial port
-* ``opc.tcp://HOST:PORT/PATH`` OPC UA, handled by ``agent.probe_opcua``
 
 Each ``--read`` is ``ADDRESS[:TYPE[:ORDER]]``: ADDRESS decimal or ``0x`` hex (after ``--base``), TYPE one of
 ``int16 .. float64``, ``stringN`` (N registers of ASCII), ``bitN`` (bit N of a register) or ``bit`` (a coil
@@ -28,10 +27,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from agent import profiles
-from agent.config import ModbusDevice
 from agent.config_messages import describe_errors
 from agent.config_model import TextValue
+from agent.sources.modbus import profiles
+from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.decode import (
     BIT_FUNCTIONS,
     FORMATS,
@@ -232,49 +231,30 @@ async def probe_profile(device: ModbusDevice, echo: Echo) -> bool:
     return ok
 
 
-def probe_opcua(url: str, nodes: list[str], timeout: float, security: dict[str, str], echo: Echo) -> int:
-    """Hand an ``opc.tcp://`` URL to ``agent.probe_opcua``, which owns the OPC UA side."""
-    from agent.probe_opcua import probe_opcua as read_nodes
+#: The ``probe`` command's options this source takes, by name (the others are for other protocols).
+OPTIONS = ("unit", "read", "function", "base", "profile", "ct_ratio", "pt_ratio", "timeout")
 
+
+def run_probe(url: str, options: dict[str, Any], echo: Echo = print) -> int:
+    """The ``probe`` command for Modbus URLs; ``options`` holds the options given, by name.
+
+    Returns the exit status (usage errors go to stderr with status 2).
+    """
     try:
-        results = asyncio.run(read_nodes(url, nodes, timeout, **security))
-    except ValueError as exc:  # bad settings, an untrusted server certificate
-        print(f"agent probe: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, TimeoutError) as exc:  # unreachable server or refused login (ConnectionError)
-        print(f"agent probe: {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    for node, value, status in results:
-        echo(f"{node} = {show(value)}  {status}")
-    return 0 if all(str(status).startswith("Good") for _, _, status in results) else 1
-
-
-def run_probe(
-    url: str,
-    *,
-    unit: int = 1,
-    reads: list[str] | None = None,
-    function: int = 3,
-    base: int = 0,
-    profile: str | None = None,
-    ct_ratio: float = 1.0,
-    pt_ratio: float = 1.0,
-    nodes: list[str] | None = None,
-    security: dict[str, str] | None = None,
-    timeout: float = 2.0,
-    echo: Echo = print,
-) -> int:
-    """The ``probe`` command: returns the exit status (usage errors go to stderr with status 2)."""
-    try:
-        if url.startswith("opc.tcp://"):
-            return probe_opcua(url, nodes or [], timeout, security or {}, echo)
-        if nodes or security:
-            raise ProbeError("--node and --security are for opc.tcp:// URLs")
-        specs = [parse_read(text, function, base) for text in reads or []]
+        foreign = [name for name in options if name not in OPTIONS]
+        if foreign:
+            flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+            raise ProbeError(f"{flags}: not for Modbus URLs (see kilnwatch agent probe --help)")
+        function, base = options.get("function", 3), options.get("base", 0)
+        specs = [parse_read(text, function, base) for text in options.get("read") or []]
+        profile = options.get("profile")
         if not specs and profile is None:
             raise ProbeError("nothing to read: give --read ADDRESS[:TYPE[:ORDER]] or --profile NAME")
-        extra = {"profile": profile, "ct_ratio": ct_ratio, "pt_ratio": pt_ratio} if profile else {}
-        device = build_device(url, unit, timeout, **extra)
+        extra = (
+            {"profile": profile, "ct_ratio": options.get("ct_ratio", 1.0),
+             "pt_ratio": options.get("pt_ratio", 1.0)} if profile else {}
+        )  # fmt: skip
+        device = build_device(url, options.get("unit", 1), options.get("timeout", 2.0), **extra)
     except ProbeError as exc:
         print(f"agent probe: {exc}", file=sys.stderr)
         return 2

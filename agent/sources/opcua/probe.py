@@ -9,13 +9,16 @@ browses the Objects folder a few levels deep and lists each variable with its va
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Any
 
 from asyncua import Node, ua
 from pydantic import ValidationError
 
-from agent.config import OpcuaServer
 from agent.config_messages import describe_errors
+from agent.sources.base import Echo
+from agent.sources.opcua.config import OpcuaServer
 from agent.sources.opcua.connection import Session, close_client, open_session
 
 #: Browsing stops after this many variables, so a probe of a large server stays quick and readable.
@@ -110,3 +113,32 @@ async def _browse(session: Session) -> list[NodeResult]:
     found = found[:MAX_BROWSED]
     values = await client.read_attributes([client.get_node(n) for n in found]) if found else []
     return [_result(_display_id(n, session.namespaces), v) for n, v in zip(found, values, strict=True)]
+
+
+#: The ``probe`` command's options this source takes, by name (the others are for other protocols).
+OPTIONS = ("node", "security", "timeout")
+
+
+def run_probe(url: str, options: dict[str, Any], echo: Echo = print) -> int:
+    """The ``probe`` command for ``opc.tcp://`` URLs: read ``--node``s once, or browse; the exit status."""
+    foreign = [name for name in options if name not in OPTIONS]
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        print(f"agent probe: {flags}: not for opc.tcp:// URLs (see kilnwatch agent probe --help)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    nodes, timeout = options.get("node") or [], options.get("timeout", 4.0)
+    try:
+        results = asyncio.run(probe_opcua(url, nodes, timeout, **options.get("security", {})))
+    except ValueError as exc:  # bad settings, an untrusted server certificate
+        print(f"agent probe: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, TimeoutError) as exc:  # unreachable server or refused login (ConnectionError)
+        print(f"agent probe: {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for node, value, status in results:
+        shown = (
+            repr(value) if isinstance(value, str) else f"{value:.12g}" if isinstance(value, float) else value
+        )
+        echo(f"{node} = {shown}  {status}")
+    return 0 if all(str(status).startswith("Good") for _, _, status in results) else 1
