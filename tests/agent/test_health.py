@@ -94,7 +94,7 @@ def snapshot(**changes: object) -> health.Snapshot:
         started=900.0,
         stall_s=30.0,
         dead_pollers=[],
-        devices={"m1": (999.0, 33.0)},
+        devices={"m1": health.DeviceSnapshot(999.0, 999.0, 33.0)},
         outbox_batches=1,
         outbox_bytes=100,
         outbox_oldest=999.5,
@@ -119,11 +119,14 @@ def test_assess_rules() -> None:
     ok, details = health.assess(snapshot(dead_pollers=["modbus"]))
     assert not ok and details["problems"] == ["poller modbus stopped"]
 
-    ok, details = health.assess(snapshot(devices={"m1": (960.0, 33.0)}))
+    ok, details = health.assess(snapshot(devices={"m1": health.DeviceSnapshot(960.0, 960.0, 33.0)}))
     assert not ok and details["problems"] == ["device m1: no poll cycle for 40 s (allowed 33 s)"]
-    ok, _ = health.assess(snapshot(devices={"m1": (None, 33.0)}))  # never cycled, 100 s after start
+    never = health.DeviceSnapshot(None, None, 33.0)
+    ok, _ = health.assess(snapshot(devices={"m1": never}))  # never cycled, 100 s after start
     assert not ok
-    assert health.assess(snapshot(devices={"m1": (None, 33.0)}, started=990.0))[0]  # still starting
+    assert health.assess(snapshot(devices={"m1": never}, started=990.0))[0]  # still starting
+    # A subscription-only server is not watched for cycles (stall limit None), however quiet.
+    assert health.assess(snapshot(devices={"dcs": health.DeviceSnapshot(None, None, None)}))[0]
 
     # A backlog that is being acknowledged is fine; one with no acknowledgement for stall_s is not.
     assert health.assess(snapshot(outbox_oldest=100.0, last_ack=995.0))[0]
@@ -135,6 +138,29 @@ def test_assess_rules() -> None:
         snapshot(outbox_oldest=900.0, last_ack=None, mqtt={"connected": True, "refusal": "Not authorized"})
     )
     assert not ok and "broker refuses batches: Not authorized" in details["problems"][0]
+
+
+def test_a_device_that_answers_nothing_good_or_refuses_points_is_degraded_not_failing() -> None:
+    """A meter that is off or refuses registers is not an agent failure (200), but /healthz must say so."""
+    silent = health.DeviceSnapshot(last_cycle=999.0, last_good=950.0, stall_limit=33.0)
+    ok, details = health.assess(snapshot(devices={"m1": silent}))
+    assert ok and details["status"] == "degraded" and details["problems"] == []
+    assert details["warnings"] == ["device m1: no good reading in its last cycle (last good 50 s ago)"]
+    assert details["devices"]["m1"]["status"] == "degraded"  # type: ignore[index]
+
+    refusing = health.DeviceSnapshot(999.0, 999.0, 33.0, {"kw_a": "exception 2 (illegal data address)"})
+    ok, details = health.assess(
+        snapshot(devices={"m1": refusing, "m2": health.DeviceSnapshot(999.0, 999.0, 33.0)})
+    )
+    assert ok and details["status"] == "degraded"
+    assert details["devices"]["m1"] == {  # type: ignore[index]
+        "status": "degraded",
+        "last_cycle_age_s": 1.0,
+        "last_good_age_s": 1.0,
+        "refused_points": {"kw_a": "exception 2 (illegal data address)"},
+    }
+    assert details["devices"]["m2"]["status"] == "ok"  # type: ignore[index]
+    assert "device m1: 1 point(s) refused by the device (kw_a)" in details["warnings"][0]  # type: ignore[index]
 
 
 def get(url: str) -> tuple[int, str, str]:
