@@ -63,7 +63,8 @@ def check(
 
 
 def _probe_all(cfg: AgentConfig) -> int:
-    """Read every table's points once; print the unanswered ones; 0 if every point answered."""
+    """Read every table's points once; print each with its value, or why it has none (unanswered points
+    first: they are what the reader acts on); 0 if every point answered."""
     import asyncio
 
     async def run() -> int:
@@ -78,6 +79,9 @@ def _probe_all(cfg: AgentConfig) -> int:
                 )
                 for answer in refused:
                     typer.echo(f"  {answer.point}: {answer.error}")
+                for answer in answers:
+                    if answer.answered:
+                        typer.echo(f"  {answer.point} = {answer.value!r}")
                 status |= 1 if refused else 0
         return status
 

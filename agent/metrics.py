@@ -225,6 +225,12 @@ LAST_CYCLE = REGISTRY.gauge(
     "Unix time of the device's last cycle, answered or not (a stale value means a stuck poller).",
     ("device",),
 )
+POINTS_REFUSED = REGISTRY.gauge(
+    "kilnwatch_points_refused",
+    "Points the device refuses (e.g. Modbus exception 2, illegal data address): BAD every cycle, retried "
+    "rarely; /healthz names them.",
+    ("device",),
+)
 PUBLISHED = REGISTRY.counter(
     "kilnwatch_mqtt_published_total", "Data batches handed to the MQTT client (re-sends included)."
 )

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from agent import wire
 from agent.config_fields import Strict
+
+if TYPE_CHECKING:
+    import ssl
+
+    import paho.mqtt.client as mqtt
 
 
 class MqttSection(Strict):
@@ -25,7 +30,15 @@ class MqttSection(Strict):
     keepalive: int = Field(30, ge=5, le=3600, description="seconds between keep-alive pings")
     root: str = Field(wire.DEFAULT_ROOT, description="topic root, first level of every topic")
     protocol: Literal["3.1.1", "5"] = "3.1.1"
-    max_inflight: int = Field(20, ge=1, le=1000, description="batches published but not yet acknowledged")
+    max_inflight: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description=(
+            "batches published but not yet acknowledged; a replay sends at most max_inflight per round trip, "
+            "so 100 allows 2000 batches/s over a 50 ms link"
+        ),
+    )
     tls: bool = Field(False, description="connect with TLS (brokers usually listen for it on port 8883)")
     ca_file: Path | None = Field(
         None, description="PEM file of the CA that signed the broker's certificate; default: the system's CAs"
@@ -72,3 +85,59 @@ class MqttSection(Strict):
             make_context(self.ca_file, self.cert_file, self.key_file, self.insecure)  # a bad PEM fails here
         return self
 
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The SSL context to connect with (``tls = true``), or None for plain TCP."""
+        from agent.tls import make_context
+
+        if not self.tls:
+            return None
+        return make_context(self.ca_file, self.cert_file, self.key_file, self.insecure)
+
+
+def make_client(
+    settings: MqttSection, client_id: str, *, persistent: bool = False, **options: Any
+) -> mqtt.Client:
+    """A paho client (callback API 2) with the section's protocol, username/password and TLS applied.
+
+    ``persistent``: a session the broker keeps while the client is away (MQTT 3.1.1 ``clean_session =
+    False``; for MQTT 5 pass ``connect_options(settings, persistent=True)`` to ``connect``). ``options`` go
+    to ``mqtt.Client`` as they are (``manual_ack``, ...). Shared by both ends so that every ``[mqtt]`` key
+    means the same on the gateway and on the central server.
+    """
+    import paho.mqtt.client as mqtt
+
+    v5 = settings.protocol == "5"
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else not persistent,
+        **options,
+    )
+    if settings.username is not None:
+        client.username_pw_set(settings.username, settings.password)
+    context = settings.tls_context()
+    if context is not None:
+        client.tls_set_context(context)
+    return client
+
+
+#: MQTT 5 Session Expiry Interval meaning "never": the session outlives any outage, as in MQTT 3.1.1.
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+
+
+def connect_options(settings: MqttSection, *, persistent: bool = False) -> dict[str, Any]:
+    """Keyword arguments for ``client.connect``/``connect_async`` matching ``make_client(..., persistent)``:
+    keepalive, and for MQTT 5 clean start and the session expiry (a persistent session never expires)."""
+    options: dict[str, Any] = {"keepalive": settings.keepalive}
+    if settings.protocol != "5":
+        return options
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    options["clean_start"] = not persistent
+    if persistent:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        options["properties"] = properties
+    return options

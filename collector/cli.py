@@ -28,8 +28,8 @@ def _fail(message: str) -> NoReturn:
 
 def _load(config: Path):
     """Collector config and its site model, or exit 2 with the message naming file, key and fix."""
+    from agent.config_load import ConfigError
     from collector.config import load_config
-    from collector.config_errors import ConfigError
     from collector.site import load_site
 
     try:
@@ -114,7 +114,7 @@ def kpi_compute(
     ] = "auto",
 ) -> None:
     """Compute KPIs per line and period from a readings file, with the live collector's kernels."""
-    from collector.config_errors import ConfigError
+    from agent.config_load import ConfigError
     from collector.kpi_csv import csv_table
     from collector.line_kpis import MissingLabValue
     from collector.offline import compute
@@ -173,7 +173,7 @@ def kpi_deviations(
     ] = "auto",
 ) -> None:
     """Fit each line's energy baseline (energy = a + b × clinker) and flag drift with CUSUM and EWMA."""
-    from collector.config_errors import ConfigError
+    from agent.config_load import ConfigError
     from collector.deviations import deviation_report
     from collector.line_kpis import MissingLabValue
     from collector.offline import compute
@@ -225,7 +225,7 @@ def kpi_exchange(
     start) and in ``kpi compute``."""
     from pydantic import ValidationError
 
-    from collector.config_errors import ConfigError
+    from agent.config_load import ConfigError
     from collector.exchanges import record_exchange
     from collector.site import MeterExchange, load_site
 

@@ -1,63 +1,132 @@
-"""Collector configuration (TOML), validated at load with errors that name file, key and fix.
+"""Collector configuration (TOML): the same language as the agent's, read by the same loader.
 
-Values are strict (``agent.config_model``): ``kpi_interval_s = "10"`` is an error, not ten seconds.
+``agent.config_load`` reads this file, the site model and the agent's config alike: strict values
+(``kpi_interval_s = "10"`` is an error, not ten seconds), ``${VAR}`` and ``${VAR:-default}`` from the
+environment, relative paths taken from this file's folder, and one error line per problem,
+``<file>: <key path>: <what is wrong> — <the fix>``.
+
+``[mqtt]`` is the agent's ``MqttSection`` (broker, login, TLS and mutual TLS, MQTT 5) with one collector key
+more, ``shared_group``; ``[influx]`` is the sink (``collector.sinks.config``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from agent.config_model import StrictModel as _Strict
-from agent.wire import DEFAULT_ROOT, MAX_PAYLOAD_BYTES
-from collector.config_errors import ConfigError, load_toml_model
+from agent import mqtt_settings
+from agent.config_fields import Strict
+from agent.config_load import ConfigError, PathKeys, load_model
+from agent.wire import MAX_PAYLOAD_BYTES
 from collector.sinks.config import InfluxConfig
 
+__all__ = ["CollectorConfig", "CollectorSection", "ConfigError", "MqttSection", "load_config"]
 
-class CollectorSection(_Strict):
-    #: The site model (relative paths resolve against the config file's folder).
-    site_model: Path
-    ledger: Path = Path("var/ledger.sqlite")
-    #: How often KPIs of the periods that received data are recomputed.
-    kpi_interval_s: float = Field(10.0, gt=0)
+#: Keys the collector's ``[mqtt]`` had before it shared the agent's section → the key to write now.
+RENAMED_MQTT_KEYS = {"keepalive_s": "keepalive", "topic_root": "root"}
+
+DEFAULT_LEDGER = Path("var/ledger.sqlite")
+
+
+class CollectorSection(Strict):
+    site_model: Path = Field(
+        description='set the site model file, e.g. site_model = "site.toml" (relative to this file\'s folder)'
+    )
+    ledger: Path = Field(DEFAULT_LEDGER, description="SQLite file; relative paths are relative to this file")
+    kpi_interval_s: float = Field(
+        10.0, gt=0, description="seconds between recomputing the KPIs of the periods that received data"
+    )
     periods: tuple[Literal["hour", "shift", "day", "month"], ...] = ("hour", "day")
-    #: Readings stamped further than this in the future are rejected (a gateway with a wrong clock).
-    max_future_s: float = Field(300.0, gt=0)
+    max_future_s: float = Field(
+        300.0, gt=0, description="readings stamped further ahead are rejected (a gateway with a wrong clock)"
+    )
     max_payload_bytes: int = Field(MAX_PAYLOAD_BYTES, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class MqttSection(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    client_id: str = "kilnwatch-collector"
-    username: str | None = None
-    password: str | None = None
-    keepalive_s: int = Field(30, ge=5)
-    topic_root: str = DEFAULT_ROOT
-    #: Scale-out: collectors with the same group share the load through ``$share/<group>/...``.
-    shared_group: str | None = None
+class MqttSection(mqtt_settings.MqttSection):
+    """The agent's ``[mqtt]`` keys, with the collector's client id and ``shared_group``.
+
+    ``max_inflight`` is the agent's publish window; the collector publishes nothing, so setting it is an
+    error rather than a key that silently does nothing.
+    """
+
+    client_id: str = Field("kilnwatch-collector", description="MQTT client id; unique per collector")
+    shared_group: str | None = Field(
+        None, description="collectors with the same group share the load through $share/<group>/..."
+    )
+
+    @field_validator("max_inflight")
+    @classmethod
+    def _no_window(cls, value: int) -> int:
+        raise ValueError("the collector publishes nothing, so it has no publish window — remove max_inflight")
+
+    @field_validator("shared_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c in value for c in "/+#")):
+            raise ValueError(f"{value!r} is not a valid shared_group: one topic level without / + #")
+        return value
 
 
-class CollectorConfig(_Strict):
+class CollectorConfig(Strict):
     collector: CollectorSection
-    mqtt: MqttSection = MqttSection()
+    mqtt: MqttSection = Field(default_factory=MqttSection)
     #: No [influx] section = no time-series store: KPIs stay in the ledger (the embedded default).
     influx: InfluxConfig | None = None
 
 
-def load_config(path: Path) -> CollectorConfig:
+#: Tables whose keys hold paths, taken from the config file's folder when relative.
+PATH_KEYS: PathKeys = {
+    "collector": ("site_model", "ledger"),
+    "mqtt": ("ca_file", "cert_file", "key_file"),
+}
+
+
+def load_config(path: str | Path) -> CollectorConfig:
+    """Read, expand and validate a collector config; raises ``ConfigError`` naming file, key and fix."""
     path = Path(path)
-    cfg = load_toml_model(path, CollectorConfig)
-    base = path.parent
-    section = cfg.collector.model_copy(
-        update={"site_model": base / cfg.collector.site_model, "ledger": base / cfg.collector.ledger}
-    )
-    if not section.site_model.exists():
-        raise ConfigError(
-            f"{path}: key 'collector.site_model': {section.site_model} does not exist"
-            " — point it at the site model"
-        )
-    return cfg.model_copy(update={"collector": section})
+    return load_model(path, CollectorConfig, PATH_KEYS, _checks, _prepare(path))
+
+
+def _prepare(path: Path) -> Any:
+    """Renamed ``[mqtt]`` keys are named with the key to write; the ledger defaults to ``var/ledger.sqlite``
+    beside this file, not in the working directory."""
+
+    def prepare(raw: dict[str, Any]) -> dict[str, Any]:
+        mqtt = raw.get("mqtt")
+        if isinstance(mqtt, dict):
+            renamed = [
+                f"{path}: mqtt.{old}: renamed to {new}, the agent's key — write {new} = {_toml(mqtt[old])}"
+                for old, new in RENAMED_MQTT_KEYS.items()
+                if old in mqtt
+            ]
+            if renamed:
+                raise ConfigError(renamed)
+        section = raw.get("collector")
+        if isinstance(section, dict) and "ledger" not in section:
+            ledger = str((path.parent / DEFAULT_LEDGER).resolve())
+            return {**raw, "collector": {**section, "ledger": ledger}}
+        return raw
+
+    return prepare
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def _checks(config: CollectorConfig) -> list[str]:
+    site_model = config.collector.site_model
+    if not site_model.is_file():
+        return [
+            f"collector.site_model: {str(site_model)!r} does not exist — point it at the site model "
+            "(a relative path is taken from this file's folder)"
+        ]
+    return []

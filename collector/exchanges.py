@@ -14,7 +14,7 @@ import math
 from datetime import datetime
 from pathlib import Path
 
-from collector.config_errors import ConfigError
+from agent.config_load import ConfigError
 from collector.site import MeterExchange, Site, load_site
 
 

@@ -16,6 +16,8 @@ import paho.mqtt.client as mqtt
 import structlog
 
 from agent import wire
+from agent.mqtt_settings import connect_options, make_client
+from agent.tls import diagnose
 from collector.apply import ApplyResult, apply_batch
 from collector.config import CollectorConfig
 from collector.ledger import Ledger
@@ -118,16 +120,15 @@ class MqttIngest:
         #: Set once the broker has acknowledged our subscriptions: from then on nothing published is missed.
         self.ready = threading.Event()
         self._sub_mid: int | None = None
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.cfg.client_id,
-            clean_session=False,  # persistent: the broker keeps our QoS 1 messages while we are away
-            manual_ack=True,
-        )
-        if self.cfg.username:
-            self.client.username_pw_set(self.cfg.username, self.cfg.password)
+        # The agent's [mqtt] section and client helper: protocol, username/password, TLS and mutual TLS.
+        # Persistent: the broker keeps our QoS 1 messages while we are away (MQTT 5: the session never
+        # expires); manual_ack: PUBACK only once the ledger has the batch.
+        self.client = make_client(self.cfg, self.cfg.client_id, persistent=True, manual_ack=True)
+        self._tls = self.cfg.tls_context()
+        self._failure_logged = False
         self.client.max_inflight_messages_set(100)
         self.client.reconnect_delay_set(1, 30)
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -136,12 +137,13 @@ class MqttIngest:
     def _filters(self) -> list[str]:
         site = self.ingest.site.site.id
         prefix = f"$share/{self.cfg.shared_group}/" if self.cfg.shared_group else ""
-        return [prefix + wire.subscription(k, site, self.cfg.topic_root) for k in ("data", "birth", "status")]
+        return [prefix + wire.subscription(k, site, self.cfg.root) for k in ("data", "birth", "status")]
 
     def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):
             log.error("mqtt.connect_failed", reason=str(reason))
             return
+        self._failure_logged = False
         _, self._sub_mid = client.subscribe([(f, 1) for f in self._filters()])
         log.info("mqtt.connected", host=self.cfg.host, port=self.cfg.port, filters=self._filters())
 
@@ -157,6 +159,18 @@ class MqttIngest:
         failed = getattr(reason, "is_failure", False)
         (log.warning if failed else log.info)("mqtt.disconnected", reason=str(reason))
 
+    def _on_connect_fail(self, _c: mqtt.Client, _u: object) -> None:
+        """Once per outage, find out why in a side thread (paho's thread must not block) and log it."""
+        if not self._failure_logged:
+            self._failure_logged = True
+            threading.Thread(
+                target=self._explain_failure, name="collector-mqtt-diagnose", daemon=True
+            ).start()
+
+    def _explain_failure(self) -> None:
+        reason = diagnose(self.cfg.host, self.cfg.port, self._tls)
+        log.warning("mqtt.cannot_connect", host=self.cfg.host, port=self.cfg.port, reason=reason)
+
     def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
             self.ingest.handle(msg.topic, msg.payload)
@@ -167,7 +181,7 @@ class MqttIngest:
         client.ack(msg.mid, msg.qos)
 
     def start(self) -> None:
-        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+        self.client.connect_async(self.cfg.host, self.cfg.port, **connect_options(self.cfg, persistent=True))
         self.client.loop_start()
 
     def stop(self) -> None:

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from agent.config_load import load_model
 from agent.config_model import StrictModel
 from agent.wire import ChannelKind
-from collector.config_errors import load_toml_model
 from kpi.co2 import ALTERNATIVE_FUELS, CLINKER_PROCESS_FACTORS, DEFAULT_FUELS, GRID_FACTORS
 from kpi.periods import shift_start_minutes
 
@@ -294,33 +294,6 @@ class Site(_Strict):
     lab: list[LabValue] = []
     meter_exchange: list[MeterExchange] = []
 
-    @model_validator(mode="after")
-    def _references(self) -> Site:
-        for name, ch in self.channels.items():
-            if ch.line not in self.lines:
-                raise ValueError(f"channel {name!r} names line {ch.line!r}; define [lines.{ch.line}]")
-        for i, lab in enumerate(self.lab):
-            if lab.line is not None and lab.line not in self.lines:
-                raise ValueError(f"lab entry {i} names line {lab.line!r}; define [lines.{lab.line}]")
-        last: dict[str, datetime] = {}
-        for i, ex in enumerate(self.meter_exchange):
-            ch = self.channels.get(ex.channel)
-            if ch is None or ch.kind not in ChannelKind.TOTALISERS:
-                counters = [n for n, c in self.channels.items() if c.kind in ChannelKind.TOTALISERS]
-                close = difflib.get_close_matches(ex.channel, counters, n=1)
-                hint = f" — did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"meter_exchange entry {i} names {ex.channel!r}, which is not a counter channel of this"
-                    " site model; use the channel id of an energy_total, mass_total or volume_total channel"
-                    + hint
-                )
-            if ex.channel in last and ex.at <= last[ex.channel]:
-                raise ValueError(
-                    f"meter_exchange entry {i}: list the exchanges of {ex.channel!r} oldest first"
-                )
-            last[ex.channel] = ex.at
-        return self
-
     @property
     def agents(self) -> set[str]:
         """Agents named by live channel ids (``<agent>/<point>``); imported data may use any other id."""
@@ -346,6 +319,39 @@ class Site(_Strict):
         )
 
 
-def load_site(path: Path) -> Site:
-    """Load and validate a site model; raises ConfigError naming file, key and fix."""
-    return load_toml_model(Path(path), Site)
+def site_problems(site: Site) -> list[str]:
+    """Checks across tables (channels name defined lines, exchanges name counter channels), one
+    ``<key path>: <what is wrong> — <the fix>`` line each, for ``load_site``."""
+    problems = []
+    for name, ch in site.channels.items():
+        if ch.line not in site.lines:
+            problems.append(f"channels.{name}.line: names line {ch.line!r}; define [lines.{ch.line}]")
+    for i, lab in enumerate(site.lab):
+        if lab.line is not None and lab.line not in site.lines:
+            problems.append(f"lab[{i}].line: names line {lab.line!r}; define [lines.{lab.line}]")
+    last: dict[str, datetime] = {}
+    counters = [n for n, c in site.channels.items() if c.kind in ChannelKind.TOTALISERS]
+    for i, ex in enumerate(site.meter_exchange):
+        ch = site.channels.get(ex.channel)
+        if ch is None or ch.kind not in ChannelKind.TOTALISERS:
+            close = difflib.get_close_matches(ex.channel, counters, n=1)
+            hint = f" — did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                f"meter_exchange[{i}].channel: {ex.channel!r} is not a counter channel of this site model"
+                " — use the channel id of an energy_total, mass_total or volume_total channel" + hint
+            )
+            continue
+        if ex.channel in last and ex.at <= last[ex.channel]:
+            problems.append(
+                f"meter_exchange[{i}].at: not after the previous exchange of {ex.channel!r}"
+                " — list the exchanges of a channel oldest first"
+            )
+        last[ex.channel] = ex.at
+    return problems
+
+
+def load_site(path: str | Path) -> Site:
+    """Load and validate a site model with the loader every Kilnwatch file shares (``agent.config_load``):
+    ``${VAR}``/``${VAR:-default}`` expanded, one ``ConfigError`` line per problem naming file, key and fix.
+    The site model has no path keys."""
+    return load_model(Path(path), Site, checks=site_problems)

@@ -120,3 +120,48 @@ def _run_live(
         await run_live(modbus_port, opcua_port, truth, tick, truth_interval, seed, stop, events)
 
     asyncio.run(main())
+
+
+@sim_app.command("dlt645")
+def dlt645(
+    port: Annotated[
+        int | None, typer.Option(help="Serve the line as a transparent TCP gateway on 127.0.0.1:PORT.")
+    ] = None,
+    pty: Annotated[
+        bool, typer.Option("--pty", help="Serve the line on a pseudo-terminal; its path is printed.")
+    ] = False,
+    meter: Annotated[
+        list[str] | None, typer.Option(help="A meter's 12-digit address, repeatable (default 000012345678).")
+    ] = None,
+    kw: Annotated[float, typer.Option(help="Each meter's primary load, kW (negative: export).")] = 1500.0,
+    ct: Annotated[float, typer.Option(help="CT ratio: the meters report secondary values.")] = 1.0,
+    pt: Annotated[float, typer.Option(help="PT ratio: the meters report secondary values.")] = 1.0,
+    preamble: Annotated[bool, typer.Option(help="Start each reply with the FE wake-up bytes.")] = True,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """DL/T 645-2007 meters on a simulated line (TCP gateway and/or pty) that integrate their load."""
+    import asyncio
+    import re
+    import signal
+
+    from simulators.dlt645.live import run_live
+    from simulators.dlt645.meter import SimulatedMeter
+
+    if port is None and not pty:
+        raise typer.BadParameter("give --port N, --pty, or both", param_hint="--port")
+    addresses = meter or ["000012345678"]
+    for address in addresses:
+        if not re.fullmatch(r"\d{12}", address):
+            raise typer.BadParameter(f"{address!r} is not 12 decimal digits", param_hint="--meter")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if duration is not None:
+            loop.call_later(duration, stop.set)
+        meters = [SimulatedMeter(a, kw, ct, pt, preamble=preamble) for a in addresses]
+        await run_live(meters, port, pty, stop, lambda line: typer.echo(line))
+
+    asyncio.run(main())

@@ -10,7 +10,7 @@ import importlib
 from agent.sources.base import Source
 
 #: Package names under ``agent.sources``; each is also the config section of its tables.
-NAMES = ("modbus", "opcua")
+NAMES = ("modbus", "opcua", "dlt645")
 
 
 def _load() -> tuple[Source, ...]:

@@ -1,7 +1,11 @@
-"""Where and how a sink writes: one ``[sinks.influx]`` table of the collector's TOML, validated at load.
+"""Where and how a sink writes: the ``[influx]`` table of the collector's TOML, validated at load.
 
-Unknown keys are errors (a typo such as ``bucket_name`` must not silently fall back to a default), and
-each API's required keys are checked with a message that names the key and the fix.
+The table is read with the rest of the collector's file by the loader every Kilnwatch config shares
+(``agent.config_load``): ``token = "${INFLUX_TOKEN}"`` or ``url = "${INFLUX_URL:-http://127.0.0.1:8086}"``
+come from the environment, and each problem is one line naming the file, the key (``influx.bucket``) and
+the fix. Unknown keys are errors (a typo such as ``bucket_name`` must not silently fall back to a default),
+and each API's required keys are checked with a message that names the key and the fix. The table has no
+path keys.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from agent.config_model import StrictModel
+from agent.config_fields import Strict
 
 #: Keys that belong to one API only; setting them for the other is a mistake worth reporting.
 _API_KEYS = {
@@ -19,7 +23,7 @@ _API_KEYS = {
 }
 
 
-class InfluxConfig(StrictModel):
+class InfluxConfig(Strict):
     """An InfluxDB (or compatible) server. ``api = "v1"`` for 1.x (``/write``), ``"v2"`` for 2.x/3.x/1.8+.
 
     Strict like every config table: ``batch_lines = "5000"`` or ``gzip = 1`` is an error, not a guess.

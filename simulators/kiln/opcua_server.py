@@ -3,7 +3,9 @@
 Node ids are strings ``ns=<idx>;s=KilnLine1.<Name>`` in namespace ``urn:kilnwatch:sim:dcs``. Values carry the
 model instant as their source timestamp, so a client can line a value up with the truth file. By default the
 endpoint has security None (docs/demo-plant.md); ``SimSecurity`` adds signed and encrypted endpoints, user
-logins and X.509 logins, so the agent's security can be tested against a real server.
+logins and X.509 logins, so the agent's security can be tested against a real server. With
+``refuse_untrusted`` it also refuses client certificates that are not in ``<cert_dir>/trusted/``, as plant
+servers do, so the agent's "the server refused the agent's certificate" path is tested against one too.
 
 ``python -m simulators.kiln.opcua_server --port P [...]`` runs the DCS on its own, stepping the model: a
 process that tests can kill (SIGKILL) and start again on the same port to play a PLC restart.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 import socket
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
 from cryptography import x509
@@ -57,6 +61,17 @@ class SimSecurity:
     users: Mapping[str, str] = field(default_factory=dict)  # user name → password
     user_certs: Sequence[Path] = ()  # certificates (DER or PEM) accepted for X.509 login
     allow_anonymous: bool = False
+    #: Refuse (BadCertificateUntrusted) a client application certificate not in ``trusted``; it is saved to
+    #: ``rejected`` for the operator to move into ``trusted``. Off: every client certificate is accepted.
+    refuse_untrusted: bool = False
+
+    @property
+    def trusted(self) -> Path:
+        return self.cert_dir / "trusted"
+
+    @property
+    def rejected(self) -> Path:
+        return self.cert_dir / "rejected"
 
     @property
     def cert(self) -> Path:
@@ -114,6 +129,23 @@ class SimUsers:
         return User(role=UserRole.User) if self._anonymous else None
 
 
+class ClientTrustList:
+    """asyncua certificate validator: a client certificate must be in the ``trusted`` folder, which is read
+    again at every CreateSession, so a certificate copied there is trusted without a server restart."""
+
+    def __init__(self, trusted: Path, rejected: Path) -> None:
+        self._trusted, self._rejected = trusted, rejected
+        trusted.mkdir(parents=True, exist_ok=True)
+        rejected.mkdir(parents=True, exist_ok=True)
+
+    async def __call__(self, cert: x509.Certificate, app_description: ua.ApplicationDescription) -> None:
+        der = cert.public_bytes(Encoding.DER)
+        if der in {_der(p) for p in sorted(self._trusted.iterdir()) if p.is_file()}:
+            return
+        (self._rejected / f"{hashlib.sha256(der).hexdigest()[:16]}.der").write_bytes(der)
+        raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)
+
+
 def _policy_types(policies: Sequence[str]) -> list[ua.SecurityPolicyType]:
     out = []
     for text in policies:
@@ -136,6 +168,8 @@ async def _secure(server: Server, security: SimSecurity, host: str) -> None:
     if security.user_certs:
         tokens.append(ua.X509IdentityToken)
     server.set_identity_tokens(tokens)
+    if security.refuse_untrusted:
+        server.set_certificate_validator(ClientTrustList(security.trusted, security.rejected))
 
 
 class DcsServer:
@@ -254,6 +288,11 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--user", action="append", default=[], help="NAME:PASSWORD (repeatable)")
     parser.add_argument("--user-cert", action="append", default=[], type=Path, help="cert for X.509 login")
     parser.add_argument("--anonymous", action="store_true", help="also accept anonymous logins")
+    parser.add_argument(
+        "--refuse-untrusted",
+        action="store_true",
+        help="refuse client certificates not in CERT_DIR/trusted (refused ones go to CERT_DIR/rejected)",
+    )
     return parser.parse_args(argv)
 
 
@@ -264,7 +303,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.cert_dir is not None:
         users = dict(u.split(":", 1) for u in args.user)
         policies = tuple(args.policy or ALL_POLICIES)
-        security = SimSecurity(args.cert_dir, policies, users, args.user_cert, args.anonymous)
+        security = SimSecurity(
+            args.cert_dir, policies, users, args.user_cert, args.anonymous, args.refuse_untrusted
+        )
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -1,4 +1,5 @@
-"""A small pymodbus server holding known registers, and a device that never answers, for agent tests."""
+"""Servers for agent tests: a small pymodbus server holding known registers, a meter with gaps in its map
+(a raw Modbus TCP server of the test's own, independent of pymodbus), and a device that never answers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
 from pymodbus.server import ModbusTcpServer
@@ -62,3 +64,71 @@ async def blackhole(port: int) -> AsyncIterator[None]:
         yield
     finally:
         server.close()
+
+
+@dataclass
+class MappedMeter:
+    """A meter that has only the registers in ``words`` (function → address → word), as a real one of a
+    neighbouring model or firmware has only its own: a read that touches any register it lacks gets
+    exception 02, a length outside 1..``max_count`` gets 03, any other function 01. While ``exception`` is
+    set, every read gets that code instead (04 device failure, 06 busy). ``requests`` logs every read as
+    ``(function, address, count)``; the test may change ``words`` while the server runs."""
+
+    words: dict[int, dict[int, int]]
+    max_count: int = 125
+    exception: int | None = None
+    requests: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def answer(self, pdu: bytes) -> bytes:
+        function = pdu[0]
+        if function not in (3, 4) or len(pdu) != 5:
+            return bytes([function | 0x80, 1])
+        address, count = struct.unpack(">HH", pdu[1:])
+        self.requests.append((function, address, count))
+        code = self.refusal(function, address, count)
+        if code is not None:
+            return bytes([function | 0x80, code])
+        table = self.words[function]
+        return bytes([function, 2 * count]) + struct.pack(
+            f">{count}H", *(table[a] for a in range(address, address + count))
+        )
+
+    def refusal(self, function: int, address: int, count: int) -> int | None:
+        if self.exception is not None:
+            return self.exception
+        if not 1 <= count <= self.max_count:
+            return 3
+        table = self.words.get(function, {})
+        return 2 if any(a not in table for a in range(address, address + count)) else None
+
+
+@contextlib.asynccontextmanager
+async def mapped_meter(port: int, meter: MappedMeter) -> AsyncIterator[MappedMeter]:
+    """Serve ``meter`` with Modbus TCP framing (MBAP header, any unit id) on 127.0.0.1:``port``."""
+    connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        connections[task] = writer
+        try:
+            while True:
+                transaction, _, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
+                reply = meter.answer(await reader.readexactly(length - 1))
+                writer.write(struct.pack(">HHHB", transaction, 0, len(reply) + 1, unit) + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the master hung up, or the server is closing
+        finally:
+            writer.close()
+            connections.pop(task)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    try:
+        yield meter
+    finally:
+        server.close()
+        for writer in list(connections.values()):  # the handlers see end of file and return
+            writer.close()
+        if connections:
+            await asyncio.wait(list(connections), timeout=5)

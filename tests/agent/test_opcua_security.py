@@ -155,10 +155,12 @@ def test_untrusted_server_certificate_is_rejected_naming_the_file_to_trust(
         probe(dcs, **settings)
     rejected = tmp_path / "rejected" / next((tmp_path / "rejected").iterdir()).name
     message = str(caught.value)
-    assert f"copy {rejected} into {tmp_path / 'trusted'}" in message
+    assert f"move {rejected} into {tmp_path / 'trusted'}/" in message
     assert rejected.read_bytes() == dcs.server_cert.read_bytes()
-    (tmp_path / "trusted").mkdir()
-    shutil.copy(rejected, tmp_path / "trusted")  # what the operator does after checking the fingerprint
+    # Both folders exist from the first run, so the instruction works as written ("cp x trusted" into a
+    # missing folder would make a file named "trusted").
+    assert (tmp_path / "trusted").is_dir()
+    shutil.move(rejected, tmp_path / "trusted")  # what the operator does after checking the fingerprint
     assert probe(dcs, **settings)[0][2] == "Good"
 
 

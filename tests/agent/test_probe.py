@@ -10,7 +10,9 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import pytest
+from typer.testing import CliRunner
 
+from agent.cli import app
 from agent.sources.modbus.probe import ProbeError, build_device, parse_read, run_probe
 from simulators.kiln.meters import State
 from simulators.kiln.modbus_server import start_modbus_server
@@ -163,20 +165,27 @@ def test_read_spec_forms() -> None:
     assert parse_read("29:string20").count == 20
 
 
-def test_unknown_schemes_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_probe("http://10.0.0.5", reads=["0"]) == 2
-    assert "use modbus://, rtu-over-tcp://, rtu:// or opc.tcp:// URLs" in capsys.readouterr().err
-    assert run_probe("rtu:///dev/ttyUSB0?speed=9600", reads=["0"]) == 2
+def test_unknown_schemes_and_foreign_options_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """No source takes ``http://``: the command says so through the registry. The Modbus probe refuses a
+    serial setting it does not know and an option of another protocol."""
+    result = CliRunner().invoke(app, ["agent", "probe", "http://10.0.0.5", "-r", "0"])
+    assert result.exit_code == 2
+    assert "'http://10.0.0.5': use one of modbus://, rtu-over-tcp://, rtu://, opc.tcp://" in result.stderr
+    assert run_probe("rtu:///dev/ttyUSB0?speed=9600", {"read": ["0"]}) == 2
     assert "unknown setting 'speed'" in capsys.readouterr().err
+    assert run_probe("modbus://10.0.0.5", {"read": ["0"], "node": ["ns=2;s=x"]}) == 2
+    assert "--node: not for Modbus URLs" in capsys.readouterr().err
 
 
-def test_opc_tcp_urls_go_to_the_opcua_probe_and_an_unreachable_server_exits_1(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_opc_tcp_urls_go_to_the_opcua_probe_and_an_unreachable_server_exits_1() -> None:
     url = f"opc.tcp://127.0.0.1:{free_port()}/"  # nothing listens there
-    assert run_probe(url, nodes=["ns=2;s=x"], timeout=1.0) == 1
-    assert f"agent probe: {url}: ConnectionError: cannot open a session" in capsys.readouterr().err
-    assert run_probe(url, nodes=[], security={"security_policy": "Basic256Sha256"}) == 2  # needs cert_dir
+    runner = CliRunner()
+    result = runner.invoke(app, ["agent", "probe", url, "--node", "ns=2;s=x", "--timeout", "1"])
+    assert result.exit_code == 1, result.output
+    assert f"agent probe: {url}: ConnectionError: cannot open a session" in result.stderr
+    result = runner.invoke(app, ["agent", "probe", url, "--security", "security_policy=Basic256Sha256"])
+    assert result.exit_code == 2, result.output
+    assert "security_policy 'Basic256Sha256' needs cert_dir" in result.stderr
 
 
 def test_serial_settings_in_the_url_are_read_by_their_key_types() -> None:

@@ -161,6 +161,6 @@ def test_operations_settings_are_validated(tmp_path: Path) -> None:
     ]
     path.write_text(base.replace('listen = ""', 'listen = "[::1]:9200"\nstall_s = 30'))
     config = load_config(path)
-    assert config.health.address == ("::1", 9200) and config.outbox.replay_rate == 20
+    assert config.health.address == ("::1", 9200) and config.outbox.replay_rate == 2000
     # A device may go stall_s plus three intervals without a cycle before /healthz fails.
     assert stall_limits(config) == {"feeder": 30.75}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.config_load import ConfigError
 from collector.config import load_config
-from collector.config_errors import ConfigError
 from collector.site import load_site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,14 +28,16 @@ def test_unknown_key_wrong_type_and_missing_key_are_each_named(tmp_path: Path) -
         load_config(path)
     text = str(err.value)
     assert text.startswith(str(path))
-    assert "'collector.ledgr': unknown key 'ledgr' — did you mean 'ledger'?" in text
-    assert "'collector.kpi_interval_s': expected a number, got the string \"soon\"" in text
-    assert "'collector.site_model': missing required key" in text
+    assert f"{path}: collector.ledgr: unknown key 'ledgr' — did you mean 'ledger'?" in text
+    assert f'{path}: collector.kpi_interval_s: expected a number, got the string "soon"' in text
+    assert f"{path}: collector.site_model: missing required key" in text
 
 
 def test_a_site_model_path_that_does_not_exist_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "collector.toml", '[collector]\nsite_model = "nowhere.toml"\n')
-    with pytest.raises(ConfigError, match=r"collector.site_model.*nowhere.toml does not exist"):
+    with pytest.raises(
+        ConfigError, match=r"collector.site_model: '.*nowhere.toml' does not exist — point it"
+    ):
         load_config(path)
 
 
@@ -115,17 +117,28 @@ COLLECTOR_CASES = [
     (
         "port = 1883",
         'port = "1883"',
-        "key 'mqtt.port': expected an integer, got the string \"1883\" — write port = 1883 without quotes",
+        'mqtt.port: expected an integer, got the string "1883" — write port = 1883 without quotes',
     ),
-    ("port = 1883", "port = true", "key 'mqtt.port': expected an integer, got true — give a number"),
+    ("port = 1883", "port = true", "mqtt.port: expected an integer, got true — give a number"),
     (
         "kpi_interval_s = 10",
         'kpi_interval_s = "10"',
-        "key 'collector.kpi_interval_s': expected a number, got the string \"10\" — "
+        'collector.kpi_interval_s: expected a number, got the string "10" — '
         "write kpi_interval_s = 10 without quotes",
     ),
     ('periods = ["hour", "day"]', 'periods = "hour"', 'got the string "hour" — write periods = ["hour"]'),
-    ("[mqtt]", "[mqtt]\nkeepalive_s = 30.5", "'mqtt.keepalive_s': expected an integer, got the number 30.5"),
+    ("[mqtt]", "[mqtt]\nkeepalive = 30.5", "mqtt.keepalive: expected an integer, got the number 30.5"),
+    (
+        "[mqtt]",
+        "[mqtt]\nkeepalive_s = 60",
+        "mqtt.keepalive_s: renamed to keepalive, the agent's key — write keepalive = 60",
+    ),
+    (
+        "[mqtt]",
+        '[mqtt]\ntopic_root = "kw"',
+        'mqtt.topic_root: renamed to root, the agent\'s key — write root = "kw"',
+    ),
+    ("[mqtt]", "[mqtt]\nmax_inflight = 5", "mqtt.max_inflight: the collector publishes nothing"),
     ("kpi_interval_s = 10", "interval = 10", "unknown key 'interval' — did you mean 'kpi_interval_s'?"),
 ]
 
@@ -151,42 +164,42 @@ SITE_CASES = [
     (
         AUX,
         'boundary = "clinker"\nrollover = "1e6"',
-        "key 'channels.kiln-gw/aux_kwh.rollover': expected a number, got the string \"1e6\" — "
+        'channels.kiln-gw/aux_kwh.rollover: expected a number, got the string "1e6" — '
         "write rollover = 1e6 without quotes",
     ),
     (
         AUX,
         'boundary = "clinker"\nmodulus = 1e6',
-        "key 'channels.kiln-gw/aux_kwh.modulus': unknown key 'modulus' — did you mean 'rollover'?",
+        "channels.kiln-gw/aux_kwh.modulus: unknown key 'modulus' — did you mean 'rollover'?",
     ),
     (AUX, 'boundary = "clinker"\nmax_value = 1e6', "unknown key 'max_value' — did you mean 'rollover'?"),
     (
         AUX,
         'boundary = "clinker"\nrollover = true',
-        "key 'channels.kiln-gw/aux_kwh.rollover': expected a number, got true — give a number",
+        "channels.kiln-gw/aux_kwh.rollover: expected a number, got true — give a number",
     ),
     (
         "base_interval_s = 900",
         "base_interval_s = 900.5",
-        "key 'site.base_interval_s': expected an integer, got the number 900.5 — give a whole number",
+        "site.base_interval_s: expected an integer, got the number 900.5 — give a whole number",
     ),
     ('timezone = "Asia/Shanghai"', 'tz = "Asia/Shanghai"', "unknown key 'tz' — did you mean 'timezone'?"),
     (
         'quantity = "ncv_mj_per_kg"',
         'quantity = "ncv"',
-        "key 'lab[0].quantity': expected one of ncv_mj_per_kg, carbon_t_per_gj, biogenic_fraction",
+        "lab[0].quantity: expected one of ncv_mj_per_kg, carbon_t_per_gj, biogenic_fraction",
     ),
     ('quantity = "ncv_mj_per_kg"', 'quantity = "ncv"', "got 'ncv' — did you mean 'ncv_mj_per_kg'?"),
     (
         "valid_from = 2020-01-01T00:00:00+08:00",
         'valid_from = "2020-01-01T00:00:00+08:00"',
-        "key 'lab[0].valid_from': expected a date-time, got the string \"2020-01-01T00:00:00+08:00\" — "
+        'lab[0].valid_from: expected a date-time, got the string "2020-01-01T00:00:00+08:00" — '
         "write valid_from = 2020-01-01T00:00:00+08:00 without quotes",
     ),
     (
         "shift_starts = [0, 8, 16]",
         "shift_starts = [0, true, 16]",
-        "key 'site.shift_starts[1]': expected an integer or a string, got true",
+        "site.shift_starts[1]: expected an integer or a string, got true",
     ),
 ]
 

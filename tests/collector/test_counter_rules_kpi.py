@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.config_errors import ConfigError
+from agent.config_load import ConfigError
 from collector.offline import compute
 from collector.site import load_site
 

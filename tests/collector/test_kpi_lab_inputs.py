@@ -214,7 +214,7 @@ def test_cement_without_a_clinker_ratio_is_reported_missing(tmp_path: Path) -> N
     ],
 )
 def test_bad_lab_entries_name_the_fix(tmp_path: Path, entry: str, message: str) -> None:
-    from collector.config_errors import ConfigError
+    from agent.config_load import ConfigError
 
     site = tmp_path / "site.toml"
     site.write_text(SITE + f"\n[[lab]]\nvalid_from = 2026-11-02T00:00:00+08:00\n{entry}\n")

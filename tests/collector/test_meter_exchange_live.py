@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from agent import wire
+from agent.config_load import ConfigError
 from collector.apply import apply_batch, apply_exchanges
-from collector.config_errors import ConfigError
 from collector.exchanges import record_exchange
 from collector.ledger import Ledger
 from collector.site import MeterExchange, load_site

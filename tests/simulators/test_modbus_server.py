@@ -260,3 +260,50 @@ def test_mbpoll_reads_what_struct_decodes() -> None:
         assert f64(words) == f64(await read(7, 4, 801, 4))
 
     serve(line, body)
+
+
+def _mbap_exchange(port: int, unit: int, pdu: bytes) -> bytes:
+    """Send one Modbus TCP request built here byte by byte (MBAP header: transaction id, protocol 0, length,
+    unit) and return the reply's PDU: the server is judged on the wire, not through a client library that
+    might refuse to send a request the spec forbids."""
+    import socket
+
+    frame = struct.pack(">HHHB", 0x1234, 0, len(pdu) + 1, unit) + pdu
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(frame)
+        header = b""
+        while len(header) < 7:
+            header += s.recv(7 - len(header))
+        tid, proto, length, reply_unit = struct.unpack(">HHHB", header)
+        assert (tid, proto, reply_unit) == (0x1234, 0, unit)
+        body = b""
+        while len(body) < length - 1:
+            body += s.recv(length - 1 - len(body))
+    return body
+
+
+def test_coil_writes_and_reads_of_0_or_126_registers_get_the_exceptions_a_meter_answers() -> None:
+    """Modbus Application Protocol v1.1b3 §6.3/6.4: a read's quantity is 1..125 (0x7D), else exception 03;
+    a meter without coils answers FC05/FC15 with exception 01 (illegal function) and writes nothing. The reply
+    to an exception is the function code + 0x80, then the exception code."""
+    line = KilnLine(seed=1)
+
+    async def body(port: int, read: Reader) -> None:
+        def ask(pdu: bytes) -> bytes:
+            return _mbap_exchange(port, 1, pdu)
+
+        # FC03 at 3059 (the PM5100's P total), quantity 0 and 126: 0x83 0x03.
+        assert await asyncio.to_thread(ask, struct.pack(">BHH", 3, 3059, 0)) == bytes([0x83, 0x03])
+        assert await asyncio.to_thread(ask, struct.pack(">BHH", 3, 3059, 126)) == bytes([0x83, 0x03])
+        assert await asyncio.to_thread(ask, struct.pack(">BHH", 4, 0, 126)) == bytes([0x84, 0x03])
+        assert await asyncio.to_thread(ask, struct.pack(">BHH", 3, 3059, 0xFFFF)) == bytes([0x83, 0x03])
+        # FC05 write single coil 0 ON (0xFF00) and FC15 write 8 coils from 0 (1 byte 0xFF): 0x85/0x8F 0x01.
+        assert await asyncio.to_thread(ask, struct.pack(">BHH", 5, 0, 0xFF00)) == bytes([0x85, 0x01])
+        write_coils = struct.pack(">BHHB", 15, 0, 8, 1) + b"\xff"
+        assert await asyncio.to_thread(ask, write_coils) == bytes([0x8F, 0x01])
+        # A quantity inside 1..125 is served, and the registers are what they were before (nothing written).
+        reply = await asyncio.to_thread(ask, struct.pack(">BHH", 3, 3059, 2))
+        assert reply[:2] == bytes([0x03, 4])
+        assert struct.unpack(">f", reply[2:6])[0] == 3800.0 == f32(await read(1, 3, 3059, 2))
+
+    serve(line, body)

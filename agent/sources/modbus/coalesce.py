@@ -14,7 +14,7 @@ power every second), so each group is coalesced on its own: merging them would r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from agent.sources.modbus.config import ModbusDevice, ModbusPoint
@@ -97,6 +97,13 @@ def limits(function: int, max_registers: int, max_gap: int) -> tuple[int, int]:
     if function in BIT_FUNCTIONS:
         return min(MAX_BITS, 16 * max_registers), 16 * max_gap
     return max_registers, max_gap
+
+
+def request_of(items: Sequence[Span]) -> Request:
+    """The one request that reads ``items`` (spans of one function), from the first register to the last."""
+    ordered = tuple(sorted(items, key=lambda s: (s.address, s.count)))
+    start, end = ordered[0].address, max(s.end for s in ordered)
+    return Request(ordered[0].function, start, end - start, ordered)
 
 
 def coalesce(items: Iterable[Span], max_registers: int = 125, max_gap: int = 16) -> list[Request]:

@@ -155,6 +155,13 @@ class ModbusDevice(Strict):
     interval: float = Field(1.0, gt=0, description="seconds between polls")
     max_registers: int = Field(125, ge=1, le=125, description="largest request, in registers")
     max_gap: int = Field(16, ge=0, le=124, description="unused registers a request may span to join points")
+    refused_retry: float = Field(
+        600.0,
+        gt=0,
+        le=86400,
+        description="seconds before a point the device refuses (exception 2 or 3) is read again; the pause "
+        "doubles after each further refusal, up to 6 times this",
+    )
     ct_ratio: float = Field(1.0, gt=0, description="current-transformer ratio, e.g. 20 for 100/5 A")
     pt_ratio: float = Field(1.0, gt=0, description="voltage-transformer ratio, e.g. 100 for 10 kV/100 V")
     profile: str | None = Field(None, description="a meter profile whose points this device publishes")
@@ -316,4 +323,3 @@ def _profile_point(profile: str, key: str, where: str = "") -> profiles.ProfileP
             f"{where}{key!r} is not a point of profile {profile!r}{hint} (points: {', '.join(points)})"
         )
     return points[key]
-

@@ -20,6 +20,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 
+from agent.sources.cancellable import cancellable
 from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.connections import endpoint
 from agent.sources.modbus.decode import BIT_FUNCTIONS
@@ -43,7 +44,17 @@ class TransportError(Exception):
 
 
 class ExceptionReply(Exception):
-    """The device answered, but not with data: a Modbus exception code, or too few registers."""
+    """The device answered, but not with data: a Modbus exception ``code``, or too few registers (code 0)."""
+
+    def __init__(self, code: int, text: str | None = None) -> None:
+        self.code = code
+        self.meaning = EXCEPTION_CODES.get(code, "unknown")
+        super().__init__(text or f"exception code {code} ({self.meaning})")
+
+    @property
+    def reason(self) -> str:
+        """How /healthz and ``check --probe`` name it: ``exception 2 (illegal data address)``."""
+        return f"exception {self.code} ({self.meaning})" if self.code else str(self)
 
 
 def frame_silence(device: ModbusDevice) -> float:
@@ -86,18 +97,20 @@ class Link:
                     3: client.read_holding_registers,
                     4: client.read_input_registers,
                 }[function]
-                reply = await asyncio.wait_for(call(address, count=count, device_id=unit), timeout)
+                reply = await cancellable(call(address, count=count, device_id=unit), timeout)
             except (TimeoutError, ModbusException, OSError) as exc:
                 self.close()
                 raise TransportError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            except asyncio.CancelledError:
+                self.close()  # the request's answer may still come: a fresh connection keeps them in step
+                raise
             finally:
                 self._quiet_since = loop.time()
         if reply.isError():
-            code = getattr(reply, "exception_code", 0)
-            raise ExceptionReply(f"exception code {code} ({EXCEPTION_CODES.get(code, 'unknown')})")
+            raise ExceptionReply(getattr(reply, "exception_code", 0))
         values = [int(b) for b in reply.bits[:count]] if function in BIT_FUNCTIONS else list(reply.registers)
         if len(values) < count:
-            raise ExceptionReply(f"short reply: {len(values)} of {count} values")
+            raise ExceptionReply(0, f"short reply: {len(values)} of {count} values")
         return values
 
     async def _connected(self, timeout: float) -> ModbusBaseClient:
@@ -105,7 +118,7 @@ class Link:
             return self._client
         self.close()
         client = self._new_client()
-        if not await asyncio.wait_for(client.connect(), timeout):
+        if not await cancellable(client.connect(), timeout):
             client.close()
             raise TransportError(f"cannot connect to {self.name}")
         self._client = client

@@ -29,7 +29,9 @@ from pydantic import ValidationError
 
 from agent.config_messages import describe_errors
 from agent.config_model import TextValue
+from agent.sources.base import PointAnswer
 from agent.sources.modbus import profiles
+from agent.sources.modbus.coalesce import Span, device_requests
 from agent.sources.modbus.config import ModbusDevice
 from agent.sources.modbus.decode import (
     BIT_FUNCTIONS,
@@ -40,6 +42,8 @@ from agent.sources.modbus.decode import (
     decode_string,
     register_count,
 )
+from agent.sources.modbus.healing import STRUCTURAL, read_split
+from agent.sources.modbus.link import ExceptionReply, Link, TransportError
 
 _TYPE = re.compile(r"^(?:string(?P<chars>\d+)|bit(?P<bit>\d*)|(?P<numeric>[a-z]+\d+))$")
 _SERIAL_QUERY = {"baud": "baudrate", "baudrate": "baudrate", "parity": "parity", "stopbits": "stopbits",
@@ -165,8 +169,6 @@ def decoded(spec: ReadSpec, words: list[int], order: str) -> object:
 
 async def probe_reads(device: ModbusDevice, reads: list[ReadSpec], echo: Echo) -> bool:
     """Read and print each of ``reads``; True if every read was answered."""
-    from agent.sources.modbus.link import ExceptionReply, Link, TransportError
-
     link, ok = Link([device]), True
     try:
         for spec in reads:
@@ -184,51 +186,116 @@ async def probe_reads(device: ModbusDevice, reads: list[ReadSpec], echo: Echo) -
     return ok
 
 
-async def probe_profile(device: ModbusDevice, echo: Echo) -> bool:
-    """Read and print every point and identification register of the device's profile, with its notes."""
-    from agent.sources.modbus.coalesce import device_requests
-    from agent.sources.modbus.link import ExceptionReply, Link, TransportError
+@dataclass(frozen=True)
+class PointRead:
+    """One point read once: its ``words``, or the ``error`` (exception reply or transport failure)."""
 
+    span: Span
+    words: list[int] | None = None
+    error: Exception | None = None
+
+    @property
+    def where(self) -> str:
+        return f"FC{self.span.function} {self.span.address}"
+
+    @property
+    def refused(self) -> bool:
+        return isinstance(self.error, ExceptionReply) and self.error.code in STRUCTURAL
+
+    @property
+    def why(self) -> str:
+        """The error for a summary's parentheses: ``exception 2 illegal data address``."""
+        if isinstance(self.error, ExceptionReply) and self.error.code:
+            return f"exception {self.error.code} {self.error.meaning}"
+        return str(self.error)
+
+
+async def read_points(link: Link, device: ModbusDevice) -> dict[str, PointRead]:
+    """Every point of ``device`` read once, a refused request split as the poller splits it (``healing``)."""
+    results: dict[str, PointRead] = {}
+    for request in device_requests(device):
+        try:
+            pieces = await read_split(link, device, request)
+        except TransportError as exc:
+            results.update({s.point.name: PointRead(s, error=exc) for s in request.spans})
+            continue
+        for piece in pieces:
+            for s in piece.request.spans:
+                words = None if piece.registers is None else piece.request.registers_of(s, piece.registers)
+                results[s.point.name] = PointRead(s, words, piece.error)
+    return results
+
+
+async def probe_points(device: ModbusDevice, timeout: float) -> list[PointAnswer]:
+    """``check --probe``: every point of ``device`` with its value, or why it has none."""
+    device = device.model_copy(update={"timeout": timeout})
+    link = Link([device])
+    try:
+        reads = await read_points(link, device)
+    finally:
+        link.close()
+    answers = []
+    for point in device.points:
+        r = reads[point.name]
+        if r.words is not None:
+            answers.append(PointAnswer(point.name, r.span.value(r.words)))
+        else:
+            why = r.error.reason if isinstance(r.error, ExceptionReply) else str(r.error)
+            answers.append(PointAnswer(point.name, error=f"{r.where}: {why}"))
+    return answers
+
+
+def summary(reads: dict[str, PointRead], keys: dict[str, str]) -> str:
+    """``12 of 20 profile points answered; refused: kw_a, kw_b (exception 2 illegal data address)``."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, r in reads.items():
+        if r.error is not None:
+            groups.setdefault(("refused" if r.refused else "failed", r.why), []).append(keys[name])
+    answered = sum(r.error is None for r in reads.values())
+    parts = [f"{answered} of {len(reads)} profile points answered"]
+    parts += [f"{kind}: {', '.join(names)} ({why})" for (kind, why), names in sorted(groups.items())]
+    return "; ".join(parts)
+
+
+async def probe_profile(device: ModbusDevice, echo: Echo) -> bool:
+    """Read and print every point and identification register of the device's profile, with its notes,
+    then which profile points the device answers: the map of a neighbouring model or firmware differs."""
     profile = profiles.load(str(device.profile))
     echo(f"{profile.name}: {profile.title} [{profile.confidence}; source: {profile.source}]")
     echo(f"  {profile.notes}")
-    link, ok = Link([device]), True
-    results: dict[str, str] = {}
+    link, info_ok = Link([device]), True
+    info: dict[str, str] = {}
     try:
-        for request in device_requests(device):
-            try:
-                words = await link.read(
-                    request.function, request.address, request.count, device.unit, device.timeout
-                )
-            except (ExceptionReply, TransportError) as exc:
-                ok = False
-                failed = f"FC{request.function} {request.address}: {exc}"
-                results.update({s.point.name: failed for s in request.spans})
-                continue
-            for s in request.spans:
-                raw = request.registers_of(s, words)
-                p = s.point
-                results[p.name] = (
-                    f"{show(s.value(raw)):>16} {p.unit:<5} FC{s.function} {s.address} {p.type} {s.order} "
-                    f"{hex_words(raw)}  {profile.points[str(p.profile_point)].description}"
-                )
-        for key, info in profile.info.items():
-            spec = ReadSpec(info.function, info.address, info.type, info.registers, ("ABCD",))
-            where = f"FC{info.function} {info.address} {spec_type(spec)}"
+        reads = await read_points(link, device)
+        for key, item in profile.info.items():
+            spec = ReadSpec(item.function, item.address, item.type, item.registers, ("ABCD",))
+            where = f"FC{spec.function} {spec.address} {spec_type(spec)}"
             try:
                 words = await link.read(spec.function, spec.address, spec.count, device.unit, device.timeout)
             except (ExceptionReply, TransportError) as exc:
-                ok = False
-                results[key] = f"{where}: {exc}"
+                info_ok = False
+                info[key] = f"{where}: {exc}"
                 continue
-            results[key] = f"{show(decoded(spec, words, 'ABCD')):>16}       {where}  {info.description}"
+            value = show(decoded(spec, words, "ABCD"))
+            info[key] = f"{value:>16}       {where}  {item.description}"
     finally:
         link.close()
+    keys = {p.name: str(p.profile_point or p.name) for p in device.points}
     for point in device.points:
-        echo(f"  {point.profile_point or point.name:<16}{results[point.name]}")
+        r = reads[point.name]
+        if r.words is None:
+            line = f"{r.where}: {r.error}"
+        else:
+            s = r.span
+            line = (
+                f"{show(s.value(r.words)):>16} {point.unit:<5} FC{s.function} {s.address} {point.type} "
+                f"{s.order} {hex_words(r.words)}  {profile.points[keys[point.name]].description}"
+            )
+        echo(f"  {keys[point.name]:<16}{line}")
     for key in profile.info:
-        echo(f"  {key:<16}{results[key]}")
-    return ok
+        echo(f"  {key:<16}{info[key]}")
+    echo(summary(reads, keys))
+    return info_ok and all(r.error is None for r in reads.values())
 
 
 #: The ``probe`` command's options this source takes, by name (the others are for other protocols).

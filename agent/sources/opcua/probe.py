@@ -17,9 +17,12 @@ from asyncua import Node, ua
 from pydantic import ValidationError
 
 from agent.config_messages import describe_errors
-from agent.sources.base import Echo
+from agent.sources.base import Echo, PointAnswer
 from agent.sources.opcua.config import OpcuaServer
 from agent.sources.opcua.connection import Session, close_client, open_session
+from agent.sources.opcua.quality import to_reading
+from agent.sources.reading import now_ms
+from agent.wire import Quality
 
 #: Browsing stops after this many variables, so a probe of a large server stays quick and readable.
 MAX_BROWSED = 500
@@ -61,7 +64,9 @@ async def probe_opcua(url: str, nodes: list[str], timeout: float = 4.0, **securi
         await close_client(session.client)
 
 
-async def _read(session: Session, texts: list[str]) -> list[NodeResult]:
+async def _values(session: Session, texts: list[str]) -> list[ua.DataValue | None]:
+    """The Value attribute of each node in one Read; None for a node id this server cannot have (a ``nsu=``
+    namespace it lacks, or text that is no node id)."""
     ids: list[ua.NodeId | None] = []
     for text in texts:
         try:
@@ -70,12 +75,13 @@ async def _read(session: Session, texts: list[str]) -> list[NodeResult]:
             ids.append(None)
     found = [node_id for node_id in ids if node_id is not None]
     values = iter(await session.client.read_attributes([session.client.get_node(n) for n in found]))
+    return [None if node_id is None else next(values) for node_id in ids]
+
+
+async def _read(session: Session, texts: list[str]) -> list[NodeResult]:
     results: list[NodeResult] = []
-    for text, node_id in zip(texts, ids, strict=True):
-        if node_id is None:
-            results.append((text, None, "BadNodeIdUnknown"))
-        else:
-            results.append(_result(text, next(values)))
+    for text, value in zip(texts, await _values(session, texts), strict=True):
+        results.append((text, None, "BadNodeIdUnknown") if value is None else _result(text, value))
     return results
 
 
@@ -113,6 +119,43 @@ async def _browse(session: Session) -> list[NodeResult]:
     found = found[:MAX_BROWSED]
     values = await client.read_attributes([client.get_node(n) for n in found]) if found else []
     return [_result(_display_id(n, session.namespaces), v) for n, v in zip(found, values, strict=True)]
+
+
+async def probe_points(server: OpcuaServer, timeout: float) -> list[PointAnswer]:
+    """``check --probe``: every point of ``server`` read once, with its value, or why it has none (the
+    node's bad status, a node id the server lacks, or why no session opened, for every point).
+
+    A point counts as answered exactly when the agent would publish a value for it: its value goes through
+    the poller's own ``to_reading`` (so it is scaled, and a Good status with a value that is not a number
+    is not an answer)."""
+    server = server.model_copy(update={"timeout": timeout})
+    try:
+        session = await open_session(server)
+    except Exception as exc:  # SecurityError names the file to trust; the rest is an outage
+        why = str(exc) if isinstance(exc, ValueError) else f"no session: {type(exc).__name__} {exc}".strip()
+        return [PointAnswer(p.name, error=why) for p in server.points]
+    try:
+        values = await _values(session, [p.node for p in server.points])
+    except Exception as exc:
+        return [PointAnswer(p.name, error=f"read failed: {type(exc).__name__} {exc}") for p in server.points]
+    finally:
+        await close_client(session.client)
+    answers = []
+    for point, value in zip(server.points, values, strict=True):
+        if value is None:
+            answers.append(PointAnswer(point.name, error=f"{point.node}: namespace not on the server"))
+            continue
+        reading = to_reading(point.name, point.scale, value, now_ms(), "agent")
+        if reading.quality is not Quality.BAD:
+            answers.append(PointAnswer(point.name, reading.value))
+            continue
+        status = value.StatusCode.name if value.StatusCode is not None else "Good"
+        if status.startswith("Bad"):
+            answers.append(PointAnswer(point.name, error=f"{point.node}: {status}"))
+        else:
+            raw = value.Value.Value if value.Value is not None else None
+            answers.append(PointAnswer(point.name, error=f"{point.node}: not a number ({raw!r})"))
+    return answers
 
 
 #: The ``probe`` command's options this source takes, by name (the others are for other protocols).

@@ -4,8 +4,14 @@ The client certificate is made once, on first start, and then reused: a server t
 certificate, so a certificate regenerated on every start (or when the hostname changes) would have to be
 trusted again by hand each time. The server side is an explicit trust list, a folder of certificates. A
 server certificate that is not in it is refused, and it is saved to ``<cert_dir>/rejected/`` so that the
-operator can check it and copy that one file into the trust list (peers' most common OPC UA security support
-request is a self-signed server certificate the client will not trust, with no hint about what to do).
+operator can check it and move that one file into the trust list (peers' most common OPC UA security support
+request is a self-signed server certificate the client will not trust, with no hint about what to do). Both
+folders are made on the first start, so the instruction to move a file there works as written: ``cp`` into
+a folder that does not exist makes a file of that name instead.
+
+The other direction fails as often: the server does not trust the agent's certificate. asyncua reports that
+in ways that do not say so (``client_refusal``), so it is translated into a message naming the agent's
+certificate file and what to do on the server.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ CERT_SUFFIXES = (".der", ".pem", ".crt", ".cer")
 class SecurityError(ValueError):
     """A certificate or security setting an operator must fix (so a ValueError, like other bad settings);
     the message says how."""
+
+
+class ClientCertificateRefused(SecurityError):
+    """The server refused the agent's own certificate: it must be trusted on the server."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,19 @@ def _create_identity(cert_path: Path, key_path: Path, uri: str) -> ClientIdentit
     return ClientIdentity(cert_path, key_path, uri)
 
 
+def ensure_folders(*folders: Path) -> None:
+    """Make the trust and rejected folders, so that every "move this file into" instruction names a folder
+    that exists; a file where a folder belongs (left by a ``cp`` into the missing folder) is reported."""
+    for folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise SecurityError(
+                f"{folder} is a file, but it must be a folder of certificates (copying a certificate to "
+                f"{folder} before the folder existed makes such a file): rename it to {folder.name}.der, "
+                f"create the folder {folder}, and move {folder.name}.der into it"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+
+
 def _trusted(trust_dir: Path) -> set[bytes]:
     """DER bytes of every certificate in the trust folder (DER or PEM files)."""
     found: set[bytes] = set()
@@ -142,6 +165,7 @@ def check_server_certificate(
     der: bytes, server: str, trust_dir: Path, rejected_dir: Path, accept_first: bool
 ) -> None:
     """Pass if the server's certificate is in the trust list; otherwise save it and raise SecurityError.
+    Both folders exist (``prepare``).
 
     With ``accept_first`` the first certificate seen for ``server`` is pinned as ``<trust_dir>/<server>.der``;
     a different certificate later is refused like any other, so a swapped server is still noticed.
@@ -150,19 +174,77 @@ def check_server_certificate(
         return
     pinned = trust_dir / f"{server}.der"
     if accept_first and not pinned.exists():
-        trust_dir.mkdir(parents=True, exist_ok=True)
         pinned.write_bytes(der)
         log.warning("server certificate trusted on first use", server=server, file=str(pinned))
         return
     cert = x509.load_der_x509_certificate(der)
     digest = fingerprint(der)
-    rejected_dir.mkdir(parents=True, exist_ok=True)
     saved = rejected_dir / f"{server}-{digest[:16]}.der"
     saved.write_bytes(der)
     raise SecurityError(
         f"server certificate of {server!r} is not trusted ({cert.subject.rfc4514_string()}, "
-        f"SHA-256 {digest}): if this is the right server, copy {saved} into {trust_dir}"
+        f"SHA-256 {digest}): if this is the right server, move {saved} into {trust_dir}/"
         + ("" if accept_first else " (or set accept_first = true to trust a server's first certificate)")
+        + "; the agent keeps retrying and connects once it is there"
+    )
+
+
+#: Status codes by which a server refuses the client's application certificate. A server that does not
+#: want to reveal what its trust list holds answers BadSecurityChecksFailed (OPC UA Part 4 and Part 6).
+_REFUSALS = ("BadSecurityChecksFailed", "BadNoValidCertificates")
+#: Refusals that trusting the certificate does not cure, and what does.
+_NOT_TRUST = {
+    "BadCertificateTimeInvalid": "check the gateway's clock against the certificate's validity dates",
+    "BadCertificateUriInvalid": "the application URI in the certificate must be the one the agent sends "
+    "(see application_uri)",
+    "BadCertificateUseNotAllowed": "the server wants other key usages than the certificate has",
+    "BadCertificateRevoked": "the server's administrator revoked it",
+}
+
+
+def _refusal(exc: BaseException, step: str | None) -> str | None:
+    """How the server refused the secure connection, in words; None if ``exc`` is not a refusal."""
+    code = ua.StatusCode(exc.code).name if isinstance(exc, ua.UaStatusCodeError) else None
+    if code is not None and code.startswith("BadCertificate"):
+        return f"the server refused the agent's certificate ({code} at {step or 'connect'})"
+    if code is not None and code in _REFUSALS:
+        how = f"{code} at {step or 'connect'}"
+    elif isinstance(exc, AssertionError) and step == "OpenSecureChannel":
+        how = "an error answer to OpenSecureChannel, which asyncua reports as a bare AssertionError"
+    elif type(exc) is ConnectionError and step == "OpenSecureChannel":  # not ConnectionRefusedError & co
+        how = "it closed the connection during OpenSecureChannel"
+    else:
+        return None
+    return (
+        f"the server refused the secure channel ({how}), almost always because it does not trust the "
+        "agent's certificate"
+    )
+
+
+def client_refusal(exc: BaseException, step: str | None, cert: Path) -> ClientCertificateRefused | None:
+    """The error as "the server refused the agent's certificate", or None if it is not that.
+
+    ``step`` is the OPC UA service during which ``exc`` arose (``OpenSecureChannel``, ``CreateSession``...).
+    asyncua raises, depending on how the server refuses: a ``UaStatusCodeError`` (BadCertificateUntrusted at
+    CreateSession from an asyncua server; BadSecurityChecksFailed from an ERR message); a bare
+    ``AssertionError`` when the server answers OpenSecureChannel with a ServiceFault (node-opcua does); or a
+    ``ConnectionError`` when the server just closes the socket during OpenSecureChannel.
+    """
+    refused = _refusal(exc, step)
+    if refused is None:
+        return None
+    named = f"{cert} (SHA-256 {fingerprint(cert.read_bytes())})"
+    code = ua.StatusCode(exc.code).name if isinstance(exc, ua.UaStatusCodeError) else None
+    if code in _NOT_TRUST:
+        todo = f"{_NOT_TRUST[code]}; the certificate is {named}"
+    else:
+        todo = (
+            f"trust {named} on the server: copy it into the server's trusted certificates folder (for the "
+            "Kilnwatch simulator: <its --cert-dir>/trusted), or accept it in the server's certificate "
+            "screen (often a list of rejected certificates)"
+        )
+    return ClientCertificateRefused(
+        f"{refused}: {todo}; the agent keeps retrying and connects once the server trusts it"
     )
 
 
@@ -182,8 +264,16 @@ def _endpoint(
     )
 
 
-async def configure_security(client: Client, server: OpcuaServer) -> None:
-    """Apply ``server``'s policy, mode and login to ``client`` before it connects.
+def prepare(server: OpcuaServer, cert_dir: Path) -> ClientIdentity:
+    """The agent's identity in ``cert_dir``, and the trust and rejected folders, made if missing."""
+    identity = load_or_create_identity(cert_dir, server.application_uri)
+    ensure_folders(server.trust_dir or cert_dir / "trusted", cert_dir / "rejected")
+    return identity
+
+
+async def configure_security(client: Client, server: OpcuaServer) -> ClientIdentity | None:
+    """Apply ``server``'s policy, mode and login to ``client`` before it connects; returns the agent's
+    identity (None without ``cert_dir``).
 
     For a secure policy this fetches the server's endpoints over an unsecured channel (as every OPC UA
     client must), checks the server's certificate against the trust list, and only then sets up the
@@ -194,8 +284,8 @@ async def configure_security(client: Client, server: OpcuaServer) -> None:
         client.set_user(server.username or "")
         client.set_password(server.password or "")
     if server.cert_dir is None:
-        return
-    identity = await asyncio.to_thread(load_or_create_identity, server.cert_dir, server.application_uri)
+        return None
+    identity = await asyncio.to_thread(prepare, server, server.cert_dir)
     client.application_uri = identity.application_uri
     if server.security_policy != "None":
         policy = getattr(security_policies, f"SecurityPolicy{server.security_policy}")
@@ -204,12 +294,11 @@ async def configure_security(client: Client, server: OpcuaServer) -> None:
         if not endpoint.ServerCertificate:
             raise SecurityError(f"the server's {server.security_policy} endpoint has no certificate")
         der = leading_certificate(endpoint.ServerCertificate)
-        trust_dir = server.trust_dir or server.cert_dir / "trusted"
         await asyncio.to_thread(
             check_server_certificate,
             der,
             server.name,
-            trust_dir,
+            server.trust_dir or server.cert_dir / "trusted",
             server.cert_dir / "rejected",
             server.accept_first,
         )
@@ -219,3 +308,4 @@ async def configure_security(client: Client, server: OpcuaServer) -> None:
     if auth == "certificate":
         await client.load_client_certificate(str(server.user_certificate or identity.cert))
         await client.load_private_key(server.user_key or identity.key)
+    return identity

@@ -12,6 +12,7 @@ fight over it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import structlog
 from asyncua import ua
@@ -83,9 +84,18 @@ def monitored_item(
 class Subscriber:
     """Runs ``points`` as monitored items of one subscription until the session fails, then raises."""
 
-    def __init__(self, server: OpcuaServer, points: list[OpcuaPoint], sink: Sink) -> None:
+    def __init__(
+        self,
+        server: OpcuaServer,
+        points: list[OpcuaPoint],
+        sink: Sink,
+        on_data: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_data`` is called after each value the server sends (the poller resets its backoff on the
+        first one)."""
         self.server = server
         self._sink = sink
+        self._on_data = on_data
         self._by_handle = {handle: point for handle, point in enumerate(points, start=1)}
 
     async def run(self, session: Session) -> None:
@@ -161,3 +171,5 @@ class Subscriber:
         if point is None or value is None:
             return
         self._sink([to_reading(point.name, point.scale, value, now_ms(), self.server.timestamp)])
+        if self._on_data is not None:
+            self._on_data()
