@@ -76,7 +76,6 @@ class HealthSection(Strict):
         return host.strip("[]"), int(port)
 
 
-
 class AgentConfig(Strict):
     """The sections every agent has; ``AgentFile`` adds one list per registered source."""
 

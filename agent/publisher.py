@@ -42,10 +42,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import metrics, wire
-from agent.mqtt_settings import MqttSection
+from agent.mqtt_settings import MqttSection, make_client
 from agent.outbox import Outbox
 from agent.sources.reading import now_ms
-from agent.tls import diagnose, make_context
+from agent.tls import diagnose
 
 log = structlog.get_logger("agent.publisher")
 
@@ -78,11 +78,7 @@ class Publisher:
         self.last_error: str | None = None  # why the last connection attempt failed, in plain words
         self.refusal: str | None = None  # the reason while an MQTT 5 broker keeps refusing batches
         self._v5 = settings.protocol == "5"
-        self._tls = (
-            make_context(settings.ca_file, settings.cert_file, settings.key_file, settings.insecure)
-            if settings.tls
-            else None
-        )
+        self._tls = settings.tls_context()  # also for naming why a connection failed (``diagnose``)
         self._failure_logged = False
         self._closing = False  # set by stop(): the disconnect that follows is ours
         self._events: queue.SimpleQueue[tuple[str, int, str | None]] = queue.SimpleQueue()
@@ -115,16 +111,7 @@ class Publisher:
         return props
 
     def _make_client(self, client_id: str) -> mqtt.Client:
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
-            clean_session=None if self._v5 else True,
-        )
-        if self.settings.username is not None:
-            client.username_pw_set(self.settings.username, self.settings.password)
-        if self._tls is not None:
-            client.tls_set_context(self._tls)
+        client = make_client(self.settings, client_id)  # protocol, login and TLS as the collector's
         client.max_inflight_messages_set(self.settings.max_inflight)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.will_set(

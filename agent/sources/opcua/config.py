@@ -167,4 +167,3 @@ class OpcuaServer(Strict):
         if self.deadband_type == "percent" and self.deadband > 100:
             raise ValueError(f"a percent deadband must be 0-100; got {self.deadband}")
         return self
-
