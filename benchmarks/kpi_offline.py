@@ -7,13 +7,13 @@ channels in kW, with 0.05 % of readings flagged bad and 0.01 % empty. It writes 
 temporary folder as CSV (ISO timestamps with +08:00 offsets and text quality, interleaved by time) and as
 Parquet (UTC timestamps, dictionary channel ids, integer quality codes), then times, in this process:
 
-- (a) ``collector.offline.compute(site, csv, "day")``: reading and all KPIs, from the CSV;
+- (a) ``collector.kpis.offline.compute(site, csv, "day")``: reading and all KPIs, from the CSV;
 - (b) the same from the Parquet file;
 - (c) a pandas baseline: ``pd.read_csv``, then per channel and local day the obvious ``groupby``/``diff``
   of the counters and the trapezoid of the power channels over consecutive good readings.
 
 "of which read_readings" is the part of the same run spent reading the file; the rest is the kernels and
-the KPI documents (``collector.quantities``, ``collector.line_kpis``).
+the KPI documents (``collector.kpis.quantities``, ``collector.kpis.line_kpis``).
 Before any ratio is printed, (a), (b) and (c) must agree on every day's clinker t and electricity kWh
 (1e-6 relative): a fast implementation that computes something else is worthless. Bad and empty readings
 are never at a local midnight, so no pair straddles a day edge and (c) need not split pairs at the edges
@@ -37,9 +37,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from collector import offline
-from collector.offline import compute
-from collector.readings_file import read_readings
+from collector.kpis import offline
+from collector.kpis.offline import compute
+from collector.readings.file import read_readings
 from collector.site import Site, load_site
 
 TZ = "Asia/Shanghai"

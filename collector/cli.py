@@ -115,10 +115,10 @@ def kpi_compute(
 ) -> None:
     """Compute KPIs per line and period from a readings file, with the live collector's kernels."""
     from agent.config_load import ConfigError
-    from collector.kpi_csv import csv_table
-    from collector.line_kpis import MissingLabValue
-    from collector.offline import compute
-    from collector.readings_file import ReadingsError
+    from collector.kpis.csv_out import csv_table
+    from collector.kpis.line_kpis import MissingLabValue
+    from collector.kpis.offline import compute
+    from collector.readings.file import ReadingsError
     from collector.site import load_site
 
     try:
@@ -174,10 +174,10 @@ def kpi_deviations(
 ) -> None:
     """Fit each line's energy baseline (energy = a + b × clinker) and flag drift with CUSUM and EWMA."""
     from agent.config_load import ConfigError
-    from collector.deviations import deviation_report
-    from collector.line_kpis import MissingLabValue
-    from collector.offline import compute
-    from collector.readings_file import ReadingsError
+    from collector.kpis.deviations import deviation_report
+    from collector.kpis.line_kpis import MissingLabValue
+    from collector.kpis.offline import compute
+    from collector.readings.file import ReadingsError
     from collector.site import load_site
 
     try:
@@ -226,7 +226,7 @@ def kpi_exchange(
     from pydantic import ValidationError
 
     from agent.config_load import ConfigError
-    from collector.exchanges import record_exchange
+    from collector.kpis.exchanges import record_exchange
     from collector.site import MeterExchange, load_site
 
     try:
@@ -252,7 +252,7 @@ def demo(
     workdir: Annotated[Path | None, typer.Option(help="Keep ledger, outbox and truth here.")] = None,
 ) -> None:
     """Run the demo plant end to end on one machine: simulator, agent, embedded broker, collector."""
-    from collector.demo import run_demo
+    from collector.demo.run import run_demo
 
     result = run_demo(duration=duration, workdir=workdir)
     if json_out:

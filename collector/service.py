@@ -16,12 +16,12 @@ import numpy as np
 import structlog
 
 from agent.wire import Batch
-from collector.apply import ApplyResult, apply_exchanges
 from collector.config import CollectorConfig
-from collector.ingest import Ingest, MqttIngest
-from collector.ledger import Ledger
-from collector.line_kpis import BaseTable, MissingLabValue, period_kpis
-from collector.sink_pipeline import SinkPipeline
+from collector.ingest.apply import ApplyResult, apply_exchanges
+from collector.ingest.mqtt import Ingest, MqttIngest
+from collector.kpis.line_kpis import BaseTable, MissingLabValue, period_kpis
+from collector.ledger.sqlite import Ledger
+from collector.sinks.pipeline import SinkPipeline
 from collector.site import Site
 from kpi.periods import period_edges
 

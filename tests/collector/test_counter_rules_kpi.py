@@ -1,4 +1,4 @@
-"""Counter rules through ``kilnwatch kpi compute`` (``collector.offline.compute``), checked by hand:
+"""Counter rules through ``kilnwatch kpi compute`` (``collector.kpis.offline.compute``), checked by hand:
 recorded meter exchanges, flagged jumps and their setting, WHR gross/aux/net, per-channel coverage, and a
 lab value in the wrong unit refused at load.
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.config_load import ConfigError
-from collector.offline import compute
+from collector.kpis.offline import compute
 from collector.site import load_site
 
 KGCE_MJ = 29.3076  # GB/T 2589: 1 kgce = 29.3076 MJ

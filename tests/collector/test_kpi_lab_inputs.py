@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.line_kpis import MissingLabValue
-from collector.offline import compute
+from collector.kpis.line_kpis import MissingLabValue
+from collector.kpis.offline import compute
 from collector.site import load_site
 
 SITE = """

@@ -21,9 +21,9 @@ import pytest
 
 from agent import wire
 from agent.config_load import ConfigError
-from collector.apply import apply_batch, apply_exchanges
-from collector.exchanges import record_exchange
-from collector.ledger import Ledger
+from collector.ingest.apply import apply_batch, apply_exchanges
+from collector.kpis.exchanges import record_exchange
+from collector.ledger.sqlite import Ledger
 from collector.site import MeterExchange, load_site
 
 SITE = """

@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from collector.offline import channel_mismatches, compute
-from collector.readings_file import ReadingsError, read_readings
+from collector.kpis.offline import channel_mismatches, compute
+from collector.readings.file import ReadingsError, read_readings
 from collector.site import load_site
 
 SITE = """

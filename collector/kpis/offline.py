@@ -1,8 +1,8 @@
 """``kilnwatch kpi compute``: the live path's KPIs from a readings file, with the same kernels.
 
-Readings → per-channel base-interval increments (``collector.quantities``) → periods in the site's local
-time (``kpi.periods``) → indicators per line (``collector.line_kpis``). Nothing here computes a number the
-live collector does not compute the same way.
+Readings → per-channel base-interval increments (``collector.kpis.quantities``) → periods in the site's local
+time (``kpi.periods``) → indicators per line (``collector.kpis.line_kpis``). Nothing here computes a
+number the live collector does not compute the same way.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from collector.line_kpis import BaseTable, period_kpis
-from collector.quantities import channel_increments
-from collector.readings_file import ChannelSeries, read_readings
+from collector.kpis.line_kpis import BaseTable, period_kpis
+from collector.kpis.quantities import channel_increments
+from collector.readings.file import ChannelSeries, read_readings
 from collector.site import Site
 from kpi.periods import bucket_edges, period_edges
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from agent.wire import ChannelKind
-from collector.quantities import CounterEvent
+from collector.kpis.quantities import CounterEvent
 from collector.site import FUELS, Channel, LabValue, Site
 from kpi.cement import CementIndicators, CementInputs, CementSettings, cement_indicators
 from kpi.clinker import ClinkerInputs, ClinkerOxides, ClinkerSettings, FuelUse, clinker_indicators
@@ -299,9 +299,7 @@ def _whr(totals: _LineTotals) -> dict[str, np.ndarray | bool]:
     return {"gross_kwh": gross, "aux_kwh": aux, "net_kwh": net, "metered": metered}
 
 
-def _channel_docs(
-    totals: _LineTotals, p: int, bounds: tuple[float, float], length: float
-) -> dict[str, dict]:
+def _channel_docs(totals: _LineTotals, p: int, bounds: tuple[float, float], length: float) -> dict[str, dict]:
     """Quantity and coverage of each of the line's channels in period ``p`` (``bounds``), as shares of the
     ``length`` seconds it should be covered (the elapsed part of a period still running).
 

@@ -18,12 +18,12 @@ import structlog
 from agent import wire
 from agent.mqtt_settings import connect_options, make_client
 from agent.tls import diagnose
-from collector.apply import ApplyResult, apply_batch
 from collector.config import CollectorConfig
-from collector.ledger import Ledger
+from collector.ingest.apply import ApplyResult, apply_batch
+from collector.ledger.sqlite import Ledger
 from collector.site import Site
 
-log = structlog.get_logger("collector.ingest")
+log = structlog.get_logger("collector.ingest.mqtt")
 
 
 class Ingest:

@@ -12,8 +12,8 @@ Why pyarrow and no loop over rows: a year of one-minute readings of a 40-channel
 per-row parser this replaces spent 80 % of ``kilnwatch kpi compute`` on reading. Here pyarrow's
 multithreaded CSV reader yields column chunks in which channel ids, quality words and (when rows repeat
 them, as a historian's do) timestamps are dictionary-encoded, so only their distinct values are looked at
-or parsed. ``collector.readings_cells`` checks and converts the cells, ``collector.readings_group`` places
-each row with its channel, and Parquet files are read by ``collector.readings_parquet``.
+or parsed. ``collector.readings.cells`` checks and converts the cells, ``collector.readings.group`` places
+each row with its channel, and Parquet files are read by ``collector.readings.parquet``.
 
 Every error is a ``ReadingsError`` whose one message names the file, the line (CSV; the header is line 1)
 or row (Parquet) and what to change. Lines are counted only once something is wrong: pyarrow numbers rows
@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from collector.readings_cells import (
+from collector.readings.cells import (
     DICT,
     REQUIRED,
     ROLES,
@@ -43,8 +43,8 @@ from collector.readings_cells import (
     TextTimes,
     is_millis,
 )
-from collector.readings_group import ChannelSeries
-from collector.readings_parquet import ParquetReadings
+from collector.readings.group import ChannelSeries
+from collector.readings.parquet import ParquetReadings
 
 __all__ = ["REQUIRED", "ROLES", "ChannelSeries", "ReadingsError", "read_readings"]
 

@@ -28,14 +28,14 @@ from rich.table import Table
 
 from agent import logs
 from collector.config import CollectorConfig, CollectorSection, MqttSection
-from collector.embedded_broker import embedded_broker
-from collector.ledger import Ledger
-from collector.line_kpis import BaseTable, period_kpis
+from collector.demo.embedded_broker import embedded_broker
+from collector.kpis.line_kpis import BaseTable, period_kpis
+from collector.ledger.sqlite import Ledger
 from collector.service import Collector
 from collector.site import Site, load_site
 from kpi.units import ELECTRICITY_KGCE_PER_KWH_EQUIVALENT, KGCE_MJ
 
-DEMO_DIR = Path(__file__).resolve().parents[1] / "deploy" / "demo"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "deploy" / "demo"
 #: Truth columns behind each counted channel of the demo site model.
 TRUTH_COLUMN = {
     "raw_mill_kwh": "raw_mill_kwh", "kiln_kwh": "kiln_kwh", "coal_mill_kwh": "coal_mill_kwh",

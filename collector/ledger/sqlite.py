@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.quantities import CounterEvent
+from collector.kpis.quantities import CounterEvent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.wire import Batch, Quality
-from collector.exchanges import exchange_key
-from collector.ledger import ChannelState, Ledger
-from collector.quantities import Increments, as_arrays, channel_increments
+from collector.kpis.exchanges import exchange_key
+from collector.kpis.quantities import Increments, as_arrays, channel_increments
+from collector.ledger.sqlite import ChannelState, Ledger
 from collector.site import Site
 
 

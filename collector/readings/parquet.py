@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from collector.readings_cells import (
+from collector.readings.cells import (
     ACCEPTED_QUALITY,
     DICT,
     NAIVE_HINT,
@@ -30,7 +30,7 @@ from collector.readings_cells import (
     localised,
     parse_millis,
 )
-from collector.readings_group import ChannelSeries
+from collector.readings.group import ChannelSeries
 
 
 class ParquetReadings(Source):

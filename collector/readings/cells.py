@@ -1,6 +1,6 @@
 """What a cell of a readings file may hold, and turning pyarrow columns of cells into ``Chunk``s.
 
-Shared by the CSV reader (``collector.readings_file``) and the Parquet one (``collector.readings_parquet``):
+Shared by the CSV reader (``collector.readings.file``) and the Parquet one (``collector.readings.parquet``):
 the columns and their aliases, the quality words and codes, the timestamp notations (ISO 8601 with an
 offset, local times read in a given zone, integer milliseconds) and the messages that name a refused cell
 and its fix. Timestamps are converted by pyarrow compute, one chunk at a time on the group's worker threads;
@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent.wire import Quality
-from collector.readings_group import CellError, ChannelSeries, Chunk, group_by_channel
+from collector.readings.group import CellError, ChannelSeries, Chunk, group_by_channel
 
 #: The columns by their canonical names; ``quality`` may be missing (every reading is then good, warned).
 ROLES = ("timestamp", "channel", "value", "quality")

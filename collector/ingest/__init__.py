@@ -1,0 +1,1 @@
+"""Ingest: MQTT messages → validated batches → the ledger, acknowledged only after the commit."""

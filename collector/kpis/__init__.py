@@ -1,0 +1,1 @@
+"""KPIs: readings → per-channel quantities → indicators per line and period, live and offline."""

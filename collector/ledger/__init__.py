@@ -1,0 +1,1 @@
+"""The ledger: the collector's durable state (SQLite embedded, PostgreSQL in production)."""
