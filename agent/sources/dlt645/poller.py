@@ -25,6 +25,7 @@ from agent.sources.reading import Sink
 
 log = structlog.get_logger("agent.dlt645")
 
+
 class Dlt645Poller:
     """Polls ``meters`` until cancelled, handing each meter cycle's readings to ``sink``."""
 

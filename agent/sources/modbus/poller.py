@@ -31,6 +31,7 @@ from agent.sources.reading import Sink
 
 log = structlog.get_logger("agent.modbus")
 
+
 class ModbusPoller:
     """Polls ``devices`` until cancelled, handing each poll group's readings to ``sink``."""
 
