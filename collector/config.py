@@ -32,7 +32,8 @@ DEFAULT_LEDGER = Path("var/ledger.sqlite")
 
 class CollectorSection(Strict):
     site_model: Path = Field(
-        description='set the site model file, e.g. site_model = "site.toml" (relative to this file\'s folder)'
+        description="set the site model file or a folder of them (one file per site), e.g. site_model ="
+        ' "sites" (relative to this file\'s folder)'
     )
     ledger: Path = Field(DEFAULT_LEDGER, description="SQLite file; relative paths are relative to this file")
     kpi_interval_s: float = Field(
@@ -44,6 +45,27 @@ class CollectorSection(Strict):
     )
     max_payload_bytes: int = Field(MAX_PAYLOAD_BYTES, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    group_max_messages: int = Field(
+        1000, gt=0, le=100_000, description="messages applied together in one ledger transaction, at most"
+    )
+    group_window_ms: int = Field(
+        50, ge=0, le=5000, description="milliseconds a group waits for more messages after its first"
+    )
+    raw_retention_days: float = Field(
+        400.0,
+        ge=0,
+        description="days raw readings are kept in the ledger (0 = forever); late data older"
+        " than this can no longer restate its periods",
+    )
+    deadletter_max_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="bytes of dead letters kept; the oldest are evicted (counted)"
+    )
+    deadletter_max_count: int = Field(
+        10_000, gt=0, description="dead letters kept; the oldest are evicted (counted)"
+    )
+    http: str | None = Field(
+        "127.0.0.1:9108", description='"host:port" for /healthz and /metrics; "" turns the endpoint off'
+    )
 
 
 class MqttSection(mqtt_settings.MqttSection):
@@ -124,9 +146,9 @@ def _toml(value: Any) -> str:
 
 def _checks(config: CollectorConfig) -> list[str]:
     site_model = config.collector.site_model
-    if not site_model.is_file():
+    if not site_model.exists():
         return [
-            f"collector.site_model: {str(site_model)!r} does not exist — point it at the site model "
-            "(a relative path is taken from this file's folder)"
+            f"collector.site_model: {str(site_model)!r} does not exist — point it at the site model file or"
+            " a folder of site model files (a relative path is taken from this file's folder)"
         ]
     return []
