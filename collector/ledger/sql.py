@@ -1,0 +1,376 @@
+"""The ledger: the collector's durable state, so a restart or another collector continues exactly.
+
+It holds which batches were applied (de-duplication), the raw readings, each channel's last reading (the
+start point of the next totaliser delta), per-channel increments per base interval, counter events, KPIs,
+births and restatements. The SQL here is written once for every database (``?`` placeholders,
+``ON CONFLICT`` upserts); a :class:`Backend` supplies the connection, the schema, and the one bulk insert
+that differs most between databases (raw readings). SQLite (``collector.ledger.sqlite``) is the embedded
+default, PostgreSQL (``collector.ledger.postgres``) the production choice.
+
+Writes happen in a :class:`Tx`: the ingest pipeline applies a whole group of MQTT messages in one
+transaction and acknowledges them only after the commit, so "applied" and "acknowledged" never disagree.
+Channels are stored by integer id (``channels``: site, ``<agent>/<point>``), which keeps the raw readings
+compact and lets two sites use the same agent names.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from collector.kpis.quantities import CounterEvent
+
+SCHEMA_VERSION = 2
+
+#: Bound parameters per statement when a list goes into ``IN (...)`` (SQLite's old default limit is 999).
+IN_CHUNK = 900
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    last_t_ms: int
+    last_value: float | None
+    last_quality: int
+    good_t_ms: int | None
+    good_value: float | None
+    #: The channel's first good reading: with ``good_t_ms``, the window its counter deltas are complete in.
+    first_good_t_ms: int | None = None
+
+
+class Backend(Protocol):
+    """What a database gives the ledger. ``execute``/``executemany``/``query`` take ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...  # rows changed
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]: ...
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def add_readings(
+        self, ids: np.ndarray, t_ms: np.ndarray, values: np.ndarray, quality: np.ndarray
+    ) -> None:
+        """Upsert raw readings (NaN value = NULL) inside the open transaction."""
+        ...
+
+
+class LedgerError(RuntimeError):
+    """The ledger's database cannot be used (e.g. a ledger written by an older version)."""
+
+
+class Ledger:
+    """The ledger over one backend. Thread-safe: one connection guarded by a lock (ingest and KPI threads
+    share it); ``transaction()`` holds the lock for the whole group."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._lock = threading.RLock()
+        self._ids: dict[tuple[str, str], int] = {}
+        self._names: dict[int, tuple[str, str]] = {}
+
+    @classmethod
+    def open(cls, target: str | Any) -> Ledger:
+        """A ledger on ``target``: a ``postgresql://`` URL, or a SQLite file path (``:memory:`` too)."""
+        text = str(target)
+        if text.startswith(("postgresql://", "postgres://")):
+            from collector.ledger.postgres import PostgresBackend
+
+            return cls(PostgresBackend(text))
+        from collector.ledger.sqlite import SqliteBackend
+
+        return cls(SqliteBackend(text))
+
+    def close(self) -> None:
+        with self._lock:
+            self.backend.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._lock:
+            self.backend.begin()
+            try:
+                yield Tx(self)
+            except BaseException:
+                self.backend.rollback()
+                self._ids.clear()  # ids created in the rolled-back transaction do not exist
+                self._names.clear()
+                raise
+            self.backend.commit()
+
+    # -- channel ids -----------------------------------------------------------------------------------------
+    def channel_name(self, channel_id: int) -> tuple[str, str]:
+        """(site, ``<agent>/<point>``) of a channel id."""
+        name = self._names.get(channel_id)
+        if name is None:
+            rows = self.backend.query("SELECT site, name FROM channels WHERE id = ?", (channel_id,))
+            name = self._names[channel_id] = (rows[0][0], rows[0][1])
+        return name
+
+    # -- reads (each its own statement) ------------------------------------------------------------------
+    def increments(
+        self, start_ms: int, end_ms: int, site: str | None = None
+    ) -> list[tuple[str, int, float, float]]:
+        """``(<agent>/<point>, bucket_ms, qty, cov_s)`` of one site (or all) in [start_ms, end_ms)."""
+        sql = (
+            "SELECT c.name, i.bucket_ms, i.qty, i.cov_s FROM increments i JOIN channels c ON c.id = i.channel"
+            " WHERE i.bucket_ms >= ? AND i.bucket_ms < ?"
+        )
+        return self._site_query(sql, (start_ms, end_ms), site, " ORDER BY i.bucket_ms")
+
+    def events(self, start_ms: int, end_ms: int, site: str | None = None) -> list[CounterEvent]:
+        """Counter events whose later reading lies in [start_ms, end_ms), oldest first."""
+        sql = (
+            "SELECT c.name, e.kind, e.t0_ms, e.t1_ms, e.v0, e.v1, e.qty FROM counter_events e"
+            " JOIN channels c ON c.id = e.channel WHERE e.t1_ms >= ? AND e.t1_ms < ?"
+        )
+        rows = self._site_query(sql, (start_ms, end_ms), site, " ORDER BY e.t1_ms, c.name")
+        return [CounterEvent(c, k, t0 / 1000.0, t1 / 1000.0, v0, v1, q) for c, k, t0, t1, v0, v1, q in rows]
+
+    def good_windows(self, site: str | None = None) -> dict[str, tuple[int, int]]:
+        """First and last good reading time per channel: the window each counter's deltas are complete in."""
+        sql = (
+            "SELECT c.name, s.first_good_t_ms, s.good_t_ms FROM channel_state s JOIN channels c"
+            " ON c.id = s.channel WHERE s.first_good_t_ms IS NOT NULL AND s.good_t_ms IS NOT NULL"
+        )
+        return {ch: (lo, hi) for ch, lo, hi in self._site_query(sql, (), site, "")}
+
+    def _site_query(self, sql: str, params: tuple, site: str | None, tail: str) -> list[tuple]:
+        if site is not None:
+            sql, params = sql + " AND c.site = ?", (*params, site)
+        with self._lock:
+            return self.backend.query(sql + tail, params)
+
+    def readings_count(self) -> int:
+        with self._lock:
+            return int(self.backend.query("SELECT COUNT(*) FROM readings")[0][0])
+
+    def batches_count(self) -> int:
+        with self._lock:
+            return int(self.backend.query("SELECT COUNT(*) FROM batches")[0][0])
+
+    # -- KPIs ----------------------------------------------------------------------------------------------
+    def put_kpi(self, doc: dict) -> dict | None:
+        """Store a KPI document; returns the one it replaced (for restatements), or None."""
+        key = (doc["site"], doc["line"], doc["period"], doc["start_ms"])
+        text = json.dumps(doc, sort_keys=True)
+        with self._lock:
+            old = self.backend.query(
+                "SELECT doc FROM kpis WHERE site = ? AND line = ? AND period = ? AND start_ms = ?", key
+            )
+            self.backend.execute(
+                "INSERT INTO kpis VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, line, period, start_ms)"
+                " DO UPDATE SET end_ms = excluded.end_ms, computed_ms = excluded.computed_ms,"
+                " doc = excluded.doc",
+                (*key, doc["end_ms"], _now_ms(), text),
+            )
+        return json.loads(old[0][0]) if old else None
+
+    def kpis(self, period: str | None = None, site: str | None = None) -> list[dict]:
+        where, params = [], []
+        if period:
+            where.append("period = ?")
+            params.append(period)
+        if site:
+            where.append("site = ?")
+            params.append(site)
+        sql = "SELECT doc FROM kpis" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._lock:
+            rows = self.backend.query(sql + " ORDER BY start_ms, site, line", params)
+        return [json.loads(r[0]) for r in rows]
+
+    # -- restatements ----------------------------------------------------------------------------------------
+    def put_restatement(self, site: str, line: str, period: str, start_ms: int, old: dict, new: dict) -> None:
+        with self._lock:
+            self.backend.execute(
+                "INSERT INTO restatements (at_ms, site, line, period, start_ms, old, new)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_now_ms(), site, line, period, start_ms, json.dumps(old), json.dumps(new)),
+            )
+
+    def restatements(self, site: str | None = None) -> list[dict]:
+        sql = "SELECT at_ms, site, line, period, start_ms, old, new FROM restatements"
+        params: tuple = ()
+        if site is not None:
+            sql, params = sql + " WHERE site = ?", (site,)
+        with self._lock:
+            rows = self.backend.query(sql + " ORDER BY id", params)
+        keys = ("at_ms", "site", "line", "period", "start_ms")
+        return [
+            {**dict(zip(keys, r[:5], strict=True)), "old": json.loads(r[5]), "new": json.loads(r[6])}
+            for r in rows
+        ]
+
+    # -- births --------------------------------------------------------------------------------------------
+    def put_birth(self, site: str, agent: str, doc: dict) -> None:
+        with self._lock:
+            self.backend.execute(
+                "INSERT INTO births VALUES (?, ?, ?, ?) ON CONFLICT (site, agent) DO UPDATE SET"
+                " received_ms = excluded.received_ms, doc = excluded.doc",
+                (site, agent, _now_ms(), json.dumps(doc)),
+            )
+
+    def births(self) -> dict[tuple[str, str], dict]:
+        with self._lock:
+            rows = self.backend.query("SELECT site, agent, doc FROM births")
+        return {(s, a): json.loads(d) for s, a, d in rows}
+
+    # -- retention -----------------------------------------------------------------------------------------
+    def prune_readings(self, before_ms: int) -> int:
+        """Drop raw readings older than ``before_ms`` (the retention setting); returns how many."""
+        with self._lock:
+            self.backend.begin()
+            try:
+                n = self.backend.execute("DELETE FROM readings WHERE t_ms < ?", (before_ms,))
+            except BaseException:
+                self.backend.rollback()
+                raise
+            self.backend.commit()
+        return n
+
+
+class Tx:
+    """One write transaction (see :meth:`Ledger.transaction`)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self.db = ledger.backend
+
+    # -- batches -------------------------------------------------------------------------------------------
+    def claim_batch(self, agent_key: str, epoch: str, seq: int, n: int) -> bool:
+        """Record a batch as applied; False if it was applied before (``agent_key`` = ``<site>/<agent>``)."""
+        changed = self.db.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent, epoch, seq) DO NOTHING",
+            (agent_key, epoch, seq, _now_ms(), n),
+        )
+        return changed == 1
+
+    # -- channels ------------------------------------------------------------------------------------------
+    def channel_ids(self, keys: Sequence[tuple[str, str]]) -> list[int]:
+        """Ids of (site, ``<agent>/<point>``) channels, creating the ones never seen."""
+        ids, names = self._ledger._ids, self._ledger._names
+        missing = sorted({k for k in keys if k not in ids})
+        if missing:
+            self.db.executemany(
+                "INSERT INTO channels (site, name) VALUES (?, ?) ON CONFLICT DO NOTHING", missing
+            )
+            for site in {s for s, _ in missing}:
+                wanted = [n for s, n in missing if s == site]
+                for part in _chunks(wanted):
+                    marks = ",".join("?" * len(part))
+                    for cid, name in self.db.query(
+                        f"SELECT id, name FROM channels WHERE site = ? AND name IN ({marks})", (site, *part)
+                    ):
+                        ids[(site, name)] = cid
+                        names[cid] = (site, name)
+        return [ids[k] for k in keys]
+
+    def add_readings(
+        self, ids: np.ndarray, t_ms: np.ndarray, values: np.ndarray, quality: np.ndarray
+    ) -> None:
+        if len(ids):
+            self.db.add_readings(ids, t_ms, values, quality)
+
+    # -- channel state -------------------------------------------------------------------------------------
+    def channel_states(self, ids: Iterable[int]) -> dict[int, ChannelState]:
+        out: dict[int, ChannelState] = {}
+        for part in _chunks(list(ids)):
+            marks = ",".join("?" * len(part))
+            for row in self.db.query(
+                "SELECT channel, last_t_ms, last_value, last_quality, good_t_ms, good_value, first_good_t_ms"
+                f" FROM channel_state WHERE channel IN ({marks})",
+                part,
+            ):
+                out[row[0]] = ChannelState(*row[1:])
+        return out
+
+    def set_channel_states(self, rows: Iterable[tuple[int, ChannelState]]) -> None:
+        self.db.executemany(
+            "INSERT INTO channel_state VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel) DO UPDATE SET"
+            " last_t_ms = excluded.last_t_ms, last_value = excluded.last_value,"
+            " last_quality = excluded.last_quality, good_t_ms = excluded.good_t_ms,"
+            " good_value = excluded.good_value, first_good_t_ms = excluded.first_good_t_ms",
+            [
+                (cid, s.last_t_ms, s.last_value, s.last_quality, s.good_t_ms, s.good_value, s.first_good_t_ms)
+                for cid, s in rows
+            ],
+        )
+
+    # -- increments and events -------------------------------------------------------------------------------
+    def add_increments(self, rows: Iterable[tuple[int, int, float, float]]) -> None:
+        self.db.executemany(
+            "INSERT INTO increments VALUES (?, ?, ?, ?) ON CONFLICT (channel, bucket_ms) DO UPDATE SET"
+            " qty = increments.qty + excluded.qty, cov_s = increments.cov_s + excluded.cov_s",
+            rows,
+        )
+
+    def drop_increments(self, channel_id: int, from_bucket_ms: int) -> None:
+        self.db.execute(
+            "DELETE FROM increments WHERE channel = ? AND bucket_ms >= ?", (channel_id, from_bucket_ms)
+        )
+
+    def readings_since(self, channel_id: int, t_ms: int) -> list[tuple[int, float | None, int]]:
+        """Raw readings of a channel from the last good one before ``t_ms`` on: the input to a recomputation
+        (the pair across ``t_ms`` starts at that reading, whatever bad readings lie between)."""
+        first = self.db.query(
+            "SELECT MAX(t_ms) FROM readings WHERE channel = ? AND t_ms < ? AND quality = 0"
+            " AND value IS NOT NULL",
+            (channel_id, t_ms),
+        )[0][0]
+        start = first if first is not None else t_ms
+        return self.db.query(
+            "SELECT t_ms, value, quality FROM readings WHERE channel = ? AND t_ms >= ? ORDER BY t_ms",
+            (channel_id, start),
+        )
+
+    def add_events(self, rows: Iterable[tuple[int, CounterEvent]]) -> None:
+        self.db.executemany(
+            "INSERT INTO counter_events VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, t1_ms, kind)"
+            " DO UPDATE SET t0_ms = excluded.t0_ms, v0 = excluded.v0, v1 = excluded.v1, qty = excluded.qty",
+            [(cid, round(e.t1_s * 1000), e.kind, round(e.t0_s * 1000), e.v0, e.v1, e.qty) for cid, e in rows],
+        )
+
+    def drop_events(self, channel_id: int, from_ms: int) -> None:
+        self.db.execute("DELETE FROM counter_events WHERE channel = ? AND t1_ms >= ?", (channel_id, from_ms))
+
+    # -- meter exchanges -----------------------------------------------------------------------------------
+    def applied_exchanges(self, site: str) -> dict[str, tuple[int, int]]:
+        """Meter exchange records of a site the increments reflect: record → (channel id, at_ms)."""
+        rows = self.db.query(
+            "SELECT a.record, a.channel, a.at_ms FROM applied_exchanges a JOIN channels c ON c.id = a.channel"
+            " WHERE c.site = ?",
+            (site,),
+        )
+        return {r: (c, at) for r, c, at in rows}
+
+    def set_exchange_applied(self, record: str, channel_id: int, at_ms: int, on: bool) -> None:
+        if on:
+            self.db.execute(
+                "INSERT INTO applied_exchanges VALUES (?, ?, ?) ON CONFLICT (record) DO UPDATE SET"
+                " channel = excluded.channel, at_ms = excluded.at_ms",
+                (record, channel_id, at_ms),
+            )
+        else:
+            self.db.execute("DELETE FROM applied_exchanges WHERE record = ?", (record,))
+
+
+def _chunks(items: list, size: int = IN_CHUNK) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
