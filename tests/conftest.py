@@ -26,3 +26,9 @@ def influx1(tmp_path: Path) -> Iterator[servers.HttpServer]:
 def vm(tmp_path: Path) -> Iterator[servers.HttpServer]:
     with servers.victoria_metrics(tmp_path / "vm") as s:
         yield s
+
+
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[servers.PgServer]:
+    with servers.postgresql(tmp_path / "postgres") as s:
+        yield s

@@ -1,4 +1,4 @@
-"""Real servers for tests: Mosquitto, InfluxDB 1.6 and VictoriaMetrics, each on a free loopback port.
+"""Real servers for tests: Mosquitto, InfluxDB 1.6, VictoriaMetrics, PostgreSQL, each on a free loopback port.
 
 Every test starts its own instance in a temporary folder, so a fresh machine passes and the machine's own
 services (Mosquitto on 1883 and the rest) are never touched. The binaries come from Debian packages that
@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -305,3 +307,101 @@ def victoria_metrics(workdir: Path) -> Iterator[HttpServer]:
         yield HttpServer(f"http://127.0.0.1:{port}", proc)
     finally:
         stop(proc)
+
+
+def postgres_binary(name: str) -> str:
+    """A PostgreSQL server binary from Debian's ``postgresql`` (``/usr/lib/postgresql/<version>/bin``)."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise RuntimeError(f"{name} not found: install it with `apt-get install -y postgresql` (see .ci/run)")
+    return str(found[-1])
+
+
+@dataclass
+class PgServer:
+    """A PostgreSQL cluster of the test's own: TCP on a free loopback port, its unix socket in its folder.
+
+    The server refuses to run as root, so as root every command runs as the ``postgres`` user (created by
+    Debian's package) through ``setpriv``, in a folder of its own under the system temp dir that it owns
+    (the test's tmp_path is private to root). ``stop(mode)`` takes PostgreSQL's shutdown modes: ``fast``
+    rolls back open transactions and closes every connection, ``immediate`` is a crash.
+    """
+
+    port: int
+    folder: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_server_user(self, argv: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return argv
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *argv]
+
+    def init(self) -> None:
+        # --no-sync skips initdb's own final sync only; the server runs with fsync on.
+        initdb = [postgres_binary("initdb"), "-D", str(self.folder / "data"), "-U", "postgres", "-A", "trust"]
+        initdb += ["-E", "UTF8", "--no-locale", "--no-sync"]
+        subprocess.run(self._as_server_user(initdb), check=True, capture_output=True)
+        with (self.folder / "data" / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.folder}'\nfsync = on\nsynchronous_commit = on\n"
+                "max_connections = 20\nshared_buffers = 32MB\n"
+            )
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = (self.folder / "postgres.log").open("ab")
+        self.proc = subprocess.Popen(
+            self._as_server_user([postgres_binary("postgres"), "-D", str(self.folder / "data")]),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        ready = [postgres_binary("pg_isready"), "-q", "-h", str(self.folder), "-p", str(self.port)]
+        deadline = time.monotonic() + timeout
+        while subprocess.run(ready, check=False).returncode != 0:  # listening is not accepting (recovery)
+            if self.proc.poll() is not None:
+                log_path = self.folder / "postgres.log"
+                raise RuntimeError(f"postgres exited with {self.proc.returncode}: see {log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"postgres not accepting connections on {self.port} after {timeout} s")
+            time.sleep(0.05)
+
+    def stop(self, mode: str = "fast", timeout: float = 30.0) -> None:
+        signals = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signals[mode])
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def postgresql(workdir: Path) -> Iterator[PgServer]:
+    """A fresh cluster; its log is copied to ``workdir/postgres.log`` when it stops."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="kw-pg-"))  # short: a unix socket path has at most 107 bytes
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        server = PgServer(free_port(), folder)
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+            with contextlib.suppress(OSError):
+                shutil.copy(folder / "postgres.log", workdir / "postgres.log")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
