@@ -17,7 +17,10 @@ from typing import Annotated, Literal, NoReturn
 
 import typer
 
+from collector.broker_acl.command import broker_acl
+
 collector_app = typer.Typer(help="Central collector: MQTT → ledger → KPIs → InfluxDB.", no_args_is_help=True)
+collector_app.command("broker-acl")(broker_acl)
 kpi_app = typer.Typer(help="Offline KPI computation from readings files.", no_args_is_help=True)
 
 
