@@ -10,9 +10,12 @@ from typing import Annotated
 
 import typer
 
+from simulators.fleet.command import fleet
+
 sim_app = typer.Typer(
     help="Simulated plants (Modbus meters, OPC UA DCS) with ground truth.", no_args_is_help=True
 )
+sim_app.command("fleet")(fleet)
 
 
 @sim_app.command("kiln")
