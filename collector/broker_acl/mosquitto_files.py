@@ -17,8 +17,9 @@ HEADER = "# Written by `kilnwatch collector broker-acl` from the site models: re
 
 
 def password_file(logins: Iterable[tuple[str, str]]) -> str:
-    """``username:$7$...`` per ``(username, password)``."""
-    return HEADER + "".join(f"{user}:{mosquitto_hash(password)}\n" for user, password in logins)
+    """``username:$7$...`` per ``(username, password)``, and nothing else: Mosquitto documents no comments
+    in this file."""
+    return "".join(f"{user}:{mosquitto_hash(password)}\n" for user, password in logins)
 
 
 def acl_file(accounts: Iterable[Account]) -> str:
