@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -407,3 +408,21 @@ def test_per_group_cost_is_microseconds() -> None:
             stats.agent_batch("p1", f"gw{agent}", seq, 1_000_000)
     per_group = (time.perf_counter() - start) / n
     assert per_group < 500e-6, f"{per_group * 1e6:.0f} µs per group"
+
+
+def test_every_metric_is_in_the_docs(clock: Clock, stats: CollectorStats) -> None:
+    """docs/collector.md lists every metric a fully fed collector exports."""
+    stats.observe_group(1, 1, 0.001, T0)
+    stats.agent_batch("p1", "gw1", 1, int(T0 * 1000))
+    stats.reload_result(True)
+    for name in ("deadletters", "deadletter_bytes", "sink_backlog_lines", "sink_oldest_line_age_seconds",
+                 "sites_loaded"):  # fmt: skip
+        stats.gauge(name, lambda: 1)
+    names = {line.split(" ")[2] for line in stats.render().splitlines() if line.startswith("# TYPE ")}
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "collector.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`((?:kilnwatch_collector|process)_[a-z_]+)`", doc))
+    # 9 counters (messages, readings, the 6 of COUNTERS, reloads) + 2 histograms + 19 read at scrape time
+    # (batches by site, rate, lag, newest age, 3 per agent, 2 broker, 2 reload, problems, 5 gauges,
+    # start time, rss)
+    assert len(names) == 9 + 2 + 19
+    assert names - documented == set()
