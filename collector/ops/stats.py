@@ -65,7 +65,7 @@ HELP: dict[str, str] = {
     "batches_applied_total": "Batches applied to the ledger, by site.",
     "ingest_readings_per_second": "Readings applied per second over the window's complete seconds.",
     "lag_seconds": "Age of the oldest message of the group being applied (between groups: the last "
-    "group's, at its commit).",
+    "group's at its commit; 0 when idle for 10 s).",
     "newest_reading_age_seconds": "Age of the newest reading applied, over all agents.",
     "agent_last_batch_timestamp_seconds": "Unix time the agent's last applied batch was received.",
     "agent_last_seq": "Sequence number of the agent's last applied batch.",
@@ -78,6 +78,9 @@ HELP: dict[str, str] = {
     "problems": "Problems /healthz names (e.g. birth problems).",
     "start_timestamp_seconds": "Unix time the collector started.",
 }
+
+#: Seconds without a committed group after which the pipeline counts as idle, so no longer behind.
+IDLE_S = 10.0
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -117,7 +120,8 @@ class Snapshot:
     broker_since: float
     #: (when the group's apply began, when its oldest message was received) while a group is applied
     applying: tuple[float, float] | None
-    last_lag_s: float | None
+    #: (when the last group was committed, its lag then)
+    last_group: tuple[float, float] | None
     newest_reading_s: float | None
     rate_10s: float
     rate_60s: float
@@ -128,10 +132,14 @@ class Snapshot:
 
     @property
     def lag_s(self) -> float | None:
-        """Age of the oldest message of the group being applied; then the last group's, at commit."""
+        """Age of the oldest message of the group being applied; between groups the last group's at its
+        commit, and 0 once no group has been committed for ``IDLE_S`` (nothing waited: caught up)."""
         if self.applying is not None:
             return max(0.0, self.now - self.applying[1])
-        return self.last_lag_s
+        if self.last_group is None:
+            return None
+        committed, lag = self.last_group
+        return lag if self.now - committed < IDLE_S else 0.0
 
 
 class _Rate:
@@ -195,7 +203,7 @@ class CollectorStats:
         reg.add_collector(self._samples)
         self._rate = _Rate(self.started)
         self._applying: tuple[float, float] | None = None
-        self._last_lag: float | None = None
+        self._last_group: tuple[float, float] | None = None
         self._newest_ms: int | None = None
         self._agents: dict[tuple[str, str], tuple[int, float, int | None]] = {}
         self._batches: dict[str, int] = {}
@@ -233,7 +241,7 @@ class CollectorStats:
         with self._lock:
             self._rate.add(now, readings)
             self._applying = None
-            self._last_lag = max(0.0, now - oldest_received_s)
+            self._last_group = (now, max(0.0, now - oldest_received_s))
 
     def agent_batch(
         self, site: str, agent: str, seq: int, reading_ms: int | None, received_s: float | None = None
@@ -301,32 +309,32 @@ class CollectorStats:
 
     # -- the HTTP thread's reads ---------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        """Everything /healthz judges, copied under the lock; gauge callbacks run outside it."""
+        """Everything /healthz judges, copied under the lock; gauge callbacks run before, outside it."""
+        with self._lock:
+            callbacks = dict(self._gauges)
+        gauges = {name: _read(name, fn) for name, (fn, _) in callbacks.items()}
         now = self._clock()
         with self._lock:
-            gauges = dict(self._gauges)
             agents = []
             for key in sorted({*self._agents, *self._watched}):
                 seq, received, reading_ms = self._agents.get(key, (None, None, None))
                 limit, since = self._watched.get(key, (None, received or now))
                 agents.append(AgentState(*key, seq, received, _seconds(reading_ms), limit, since))
-            snap = Snapshot(
+            return Snapshot(
                 now=now,
                 started=self.started,
                 broker_connected=self._connected,
                 broker_since=self._connected_since,
                 applying=self._applying,
-                last_lag_s=self._last_lag,
+                last_group=self._last_group,
                 newest_reading_s=_seconds(self._newest_ms),
                 rate_10s=self._rate.per_second(now, 10),
                 rate_60s=self._rate.per_second(now, 60),
-                gauges={},
+                gauges=gauges,
                 reload=self._reload,
                 problems=dict(self._problems),
                 agents=tuple(agents),
             )
-        snap.gauges.update({name: _read(name, fn) for name, (fn, _) in gauges.items()})
-        return snap
 
     def render(self) -> str:
         """The Prometheus text exposition (0.0.4) of every collector metric."""

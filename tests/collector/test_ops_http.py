@@ -214,8 +214,18 @@ def test_lag_grows_while_a_group_is_applied(clock: Clock, stats: CollectorStats,
     clock.t = T0 + 14
     assert v(metrics(server), "lag_seconds") == 14 - 8.5
     stats.observe_group(5, 50, 4.0, oldest_received_s=T0 + 8.5)
-    clock.t = T0 + 100  # between groups the lag stays the last group's at its commit
+    clock.t = T0 + 14 + 9.9  # between groups the lag stays the last group's at its commit...
     assert v(metrics(server), "lag_seconds") == 14 - 8.5
+    clock.t = T0 + 14 + 10  # ...until 10 s pass without a group: nothing waited, the collector caught up
+    assert v(metrics(server), "lag_seconds") == 0
+
+
+def test_a_slow_last_group_is_not_lag_forever(clock: Clock, stats: CollectorStats, server: OpsServer) -> None:
+    stats.broker_connected(True)
+    stats.observe_group(1000, 1000, 2.0, oldest_received_s=clock.t - 75)  # a backlog, drained at last
+    assert reasons(server)[2] == ["75 s behind the broker (allowed 60 s)"]
+    clock.t += 10  # no group since: idle, so caught up
+    assert reasons(server) == (200, "ok", [])
 
 
 def reasons(server: OpsServer) -> tuple[int, str, list[str]]:
