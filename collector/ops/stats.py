@@ -200,6 +200,8 @@ class CollectorStats:
         self._reloads = reg.counter(
             PREFIX + "reloads_total", "SIGHUP reloads of the site models, by result.", ("result",)
         )
+        own = (self._messages, self._readings, self._group_messages, self._apply_seconds, self._reloads)
+        self._family_names = {f.name for f in (*own, *self._counters.values())}
         reg.add_collector(self._samples)
         self._rate = _Rate(self.started)
         self._applying: tuple[float, float] | None = None
@@ -301,6 +303,8 @@ class CollectorStats:
         """
         if not _NAME.match(name):
             raise ValueError(f"gauge name {name!r}: use lower-case letters, digits and _")
+        if name in HELP or PREFIX + name in self._family_names:
+            raise ValueError(f"gauge name {name!r} is one of the collector's own metrics: pick another")
         text = help_text or GAUGES.get(name)
         if not text:
             raise ValueError(f"gauge {name!r} needs a help text (known names: {', '.join(GAUGES)})")

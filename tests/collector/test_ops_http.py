@@ -345,6 +345,9 @@ def test_wrong_names_are_refused(stats: CollectorStats) -> None:
         stats.gauge("queue_depth", lambda: 1)
     with pytest.raises(ValueError, match="lower-case"):
         stats.gauge("Queue-Depth", lambda: 1, "Depth.")
+    for own in ("problems", "rejects_total", "group_messages"):  # would give a metric two TYPE lines
+        with pytest.raises(ValueError, match="one of the collector's own metrics"):
+            stats.gauge(own, lambda: 1, "Mine.")
 
 
 def test_port_in_use_names_the_key(stats: CollectorStats) -> None:
