@@ -126,9 +126,13 @@ def make_client(
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 
 
-def connect_options(settings: MqttSection, *, persistent: bool = False) -> dict[str, Any]:
+def connect_options(
+    settings: MqttSection, *, persistent: bool = False, receive_maximum: int | None = None
+) -> dict[str, Any]:
     """Keyword arguments for ``client.connect``/``connect_async`` matching ``make_client(..., persistent)``:
-    keepalive, and for MQTT 5 clean start and the session expiry (a persistent session never expires)."""
+    keepalive, and for MQTT 5 clean start, the session expiry (a persistent session never expires) and the
+    Receive Maximum (how many unacknowledged QoS 1 messages the broker may send us: a collector that
+    acknowledges after a group commit needs a whole group in flight, where Mosquitto's default is 20)."""
     options: dict[str, Any] = {"keepalive": settings.keepalive}
     if settings.protocol != "5":
         return options
@@ -136,8 +140,11 @@ def connect_options(settings: MqttSection, *, persistent: bool = False) -> dict[
     from paho.mqtt.properties import Properties
 
     options["clean_start"] = not persistent
-    if persistent:
+    if persistent or receive_maximum is not None:
         properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        if persistent:
+            properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        if receive_maximum is not None:
+            properties.ReceiveMaximum = receive_maximum
         options["properties"] = properties
     return options

@@ -147,7 +147,37 @@ def decode_batch(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Batch:
     _require(isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0, "schema", f"bad seq {seq!r}")
     rows = doc.get("readings")
     _require(isinstance(rows, list), "schema", "readings is not a list")
-    batch = Batch(site, agent, epoch, seq)
+    columns = _columns(rows)
+    if columns is None:  # something is wrong: find the first bad reading and say what
+        _explain(rows)
+        raise WireError("schema", "malformed readings")  # _explain raises; this keeps type checkers calm
+    return Batch(site, agent, epoch, seq, *columns)
+
+
+def _columns(rows: list) -> tuple[list[str], list[int], list[float | None], list[int]] | None:
+    """The readings as four columns, or None if any reading is malformed.
+
+    Checked a column at a time with builtins (``all`` over a generator, one regex per distinct channel)
+    rather than reading by reading in Python: the collector decodes ~150,000 readings a second.
+    """
+    if not all(type(r) is list and len(r) == 4 for r in rows):
+        return None
+    if not rows:
+        return [], [], [], []
+    channels, times, values, quality = (list(c) for c in zip(*rows, strict=True))
+    if not (
+        all(type(c) is str for c in channels)
+        and all(valid_id(c) for c in set(channels))
+        and all(type(t) is int and t > 0 for t in times)
+        and all(type(q) is int and 0 <= q <= 2 for q in quality)
+        and all(v is None or (type(v) is float and math.isfinite(v)) or type(v) is int for v in values)
+    ):
+        return None
+    return channels, times, [None if v is None else float(v) for v in values], quality
+
+
+def _explain(rows: list) -> None:
+    """Raise the WireError of the first malformed reading (the slow path, for bad input only)."""
     for i, row in enumerate(rows):
         _require(isinstance(row, list) and len(row) == 4, "schema", f"reading {i} is not [ch, t, v, q]")
         ch, t, v, q = row
@@ -159,8 +189,6 @@ def decode_batch(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Batch:
                 isinstance(v, int | float) and not isinstance(v, bool), "schema", f"reading {i}: bad value"
             )
             _require(math.isfinite(v), "non_finite", f"reading {i}: {v!r}")
-        batch.add(ch, t, v, q)
-    return batch
 
 
 def encode_status(site: str, agent: str, state: str, epoch: str, t_ms: int) -> bytes:

@@ -18,9 +18,11 @@ from typing import Annotated, Literal, NoReturn
 import typer
 
 from collector.broker_acl.command import broker_acl
+from collector.ingest.deadletter_cli import deadletter_app
 
 collector_app = typer.Typer(help="Central collector: MQTT → ledger → KPIs → InfluxDB.", no_args_is_help=True)
 collector_app.command("broker-acl")(broker_acl)
+collector_app.add_typer(deadletter_app, name="deadletter")
 kpi_app = typer.Typer(help="Offline KPI computation from readings files.", no_args_is_help=True)
 
 
@@ -30,40 +32,49 @@ def _fail(message: str) -> NoReturn:
 
 
 def _load(config: Path):
-    """Collector config and its site model, or exit 2 with the message naming file, key and fix."""
+    """Collector config and its site models, or exit 2 with the message naming file, key and fix."""
     from agent.config_load import ConfigError
     from collector.config import load_config
-    from collector.site import load_site
+    from collector.sites import load_sites
 
     try:
         cfg = load_config(config)
-        return cfg, load_site(cfg.collector.site_model)
+        return cfg, load_sites(cfg.collector.site_model)
     except ConfigError as exc:
         _fail(str(exc))
 
 
 @collector_app.command("run")
 def collector_run(config: Annotated[Path, typer.Argument(help="Collector TOML config.")]) -> None:
-    """Run the collector until SIGINT/SIGTERM."""
+    """Run the collector until SIGINT/SIGTERM (which drain: what was received is applied and acknowledged);
+    SIGHUP reloads the site models."""
     from agent import logs
+    from collector.ledger.sql import LedgerError
     from collector.service import Collector
 
-    cfg, site = _load(config)
+    cfg, sites = _load(config)
     logs.configure(cfg.collector.log_level)
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    Collector(cfg, site).run(stop)
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    try:
+        collector = Collector(cfg, sites)
+    except LedgerError as exc:
+        _fail(str(exc))
+    collector.run(stop, reload)
 
 
 @collector_app.command("check")
 def collector_check(config: Annotated[Path, typer.Argument(help="Collector TOML config.")]) -> None:
     """Validate the collector config and its site model; name the key and the fix on error."""
-    cfg, site = _load(config)
-    typer.echo(
-        f"ok: site {site.site.id}, {len(site.lines)} line(s), {len(site.channels)} channel(s), "
-        f"agents {sorted(site.agents)}, sink {cfg.influx.api if cfg.influx else 'none (ledger only)'}"
-    )
+    cfg, sites = _load(config)
+    for site in sites.values():
+        typer.echo(
+            f"ok: site {site.site.id}, {len(site.lines)} line(s), {len(site.channels)} channel(s), "
+            f"agents {sorted(site.agents)}"
+        )
+    typer.echo(f"sink {cfg.influx.api if cfg.influx else 'none (ledger only)'}")
 
 
 READINGS_HELP = "Readings: CSV (plain or gzip) or Parquet with timestamp, channel, value, quality."

@@ -36,6 +36,12 @@ class CollectorSection(Strict):
         ' "sites" (relative to this file\'s folder)'
     )
     ledger: Path = Field(DEFAULT_LEDGER, description="SQLite file; relative paths are relative to this file")
+    ledger_url: str | None = Field(
+        None,
+        description='the ledger on PostgreSQL, e.g. "postgresql://kilnwatch@db/kilnwatch" (production);'
+        " unset = the SQLite file ``ledger`` (embedded). The local stores (sink queue, dead letters) stay"
+        " beside ``ledger``",
+    )
     kpi_interval_s: float = Field(
         10.0, gt=0, description="seconds between recomputing the KPIs of the periods that received data"
     )
@@ -76,6 +82,10 @@ class MqttSection(mqtt_settings.MqttSection):
     """
 
     client_id: str = Field("kilnwatch-collector", description="MQTT client id; unique per collector")
+    #: MQTT 5 by default: its Receive Maximum lets the broker keep a whole group of messages in flight to
+    #: us (acknowledged after the group's commit); with 3.1.1 the broker's ``max_inflight_messages`` (20 on
+    #: Mosquitto unless raised) caps every group.
+    protocol: Literal["3.1.1", "5"] = "5"
     shared_group: str | None = Field(
         None, description="collectors with the same group share the load through $share/<group>/..."
     )

@@ -29,10 +29,12 @@ from rich.table import Table
 from agent import logs
 from collector.config import CollectorConfig, CollectorSection, MqttSection
 from collector.demo.embedded_broker import embedded_broker
+from collector.kpis.document import SHOWN
 from collector.kpis.line_kpis import BaseTable, period_kpis
-from collector.ledger.sqlite import Ledger
+from collector.ledger.sql import Ledger
 from collector.service import Collector
 from collector.site import Site, load_site
+from collector.sites import Sites
 from kpi.units import ELECTRICITY_KGCE_PER_KWH_EQUIVALENT, KGCE_MJ
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "deploy" / "demo"
@@ -43,15 +45,6 @@ TRUTH_COLUMN = {
     "cement_mill_kwh": "cement_mill_kwh", "coal_kiln_t": "coal_kiln_t", "coal_calciner_t": "coal_calciner_t",
     "clinker_t": "clinker_t", "cement_t": "cement_t",
 }  # fmt: skip
-SHOWN = (
-    ("clinker_t", "clinker\nt", "{:.2f}"),
-    ("electricity_kwh_per_t", "elec.\nkWh/t", "{:.2f}"),
-    ("coal_kgce_per_t", "coal\nkgce/t", "{:.2f}"),
-    ("comprehensive_kgce_per_t", "compr.\nkgce/t", "{:.2f}"),
-    ("co2_total_t_per_t", "CO2\nt/t", "{:.3f}"),
-    ("coverage", "cover-\nage", "{:.0%}"),
-    ("band", "NDRC\nband", "{}"),
-)
 
 
 def free_port() -> int:
@@ -159,10 +152,10 @@ def compare_with_truth(ledger: Ledger, site: Site, truth_path: Path) -> dict:
 def _table(collector: Collector, elapsed: float) -> Table:
     table = Table(title=f"Kilnwatch demo — live KPIs ({elapsed:.0f} s)", expand=False)
     table.add_column("line / period")
-    for _, title, _ in SHOWN:
-        table.add_column(title, justify="right")
+    for field in SHOWN:
+        table.add_column(field.title, justify="right")
     for doc in collector.latest:
-        cells = ["—" if doc.get(key) is None else fmt.format(doc[key]) for key, _, fmt in SHOWN]
+        cells = ["—" if doc.get(f.name) is None else f.fmt.format(doc[f.name]) for f in SHOWN]
         table.add_row(f"{doc['line']} {doc['period']} {doc['start'][11:16]}Z", *cells)
     c = collector.ingest.counters
     rejected = sum(v for k, v in c.items() if k.startswith("rejected."))
@@ -194,7 +187,7 @@ def run_demo(duration: float = 60.0, workdir: Path | None = None, console: Conso
             ledger=work / "ledger.sqlite",
             periods=("hour", "day"),
         ),
-        mqtt=MqttSection(port=mqtt_port, client_id="kilnwatch-demo-collector"),
+        mqtt=MqttSection(port=mqtt_port, client_id="kilnwatch-demo-collector", protocol="3.1.1"),
     )
     console.print(f"[bold]Kilnwatch demo[/] — working folder {work}")
     sim_args = [
@@ -216,7 +209,7 @@ def run_demo(duration: float = 60.0, workdir: Path | None = None, console: Conso
     ):
         wait_for_port(modbus, sim)
         wait_for_port(opcua, sim)
-        collector = Collector(cfg, site)
+        collector = Collector(cfg, Sites.single(site))
         collector.start()
         collector.mqtt.ready.wait(10)
         start = time.monotonic()
@@ -233,7 +226,7 @@ def run_demo(duration: float = 60.0, workdir: Path | None = None, console: Conso
                 pass
         time.sleep(1.0)  # the agent's last batch, already acknowledged, reaches the collector
         collector.close()
-    ledger = Ledger(cfg.collector.ledger)
+    ledger = Ledger.open(cfg.collector.ledger)
     try:
         result = compare_with_truth(ledger, site, truth)
     finally:

@@ -95,7 +95,7 @@ def channel_increments(
             for seg in _segments(ch, t_s, values, good, exchanges):
                 if seg.bridge is not None:
                     events.append(seg.bridge.event(name, ch))
-                events.extend(_events(name, ch, _totalise(ch, seg, edges, qty, cov), seg.ratio))
+                events.extend(kernel_events(name, ch, _totalise(ch, seg, edges, qty, cov), seg.ratio))
         elif ch.kind in ChannelKind.RATES:
             kernels.rate_integral(t_s, values, good, edges, float(ch.gap_limit_s), RATE_SECONDS, qty, cov)
         else:
@@ -198,7 +198,7 @@ def _totalise(ch: Channel, seg: _Segment, edges: np.ndarray, qty: np.ndarray, co
     return rows
 
 
-def _events(name: str, ch: Channel, rows: np.ndarray, ratio: float) -> list[CounterEvent]:
+def kernel_events(name: str, ch: Channel, rows: np.ndarray, ratio: float = 1.0) -> list[CounterEvent]:
     """Kernel event rows → events; values back in the meter's own units, quantities in canonical units."""
     k = kernels
     out = []

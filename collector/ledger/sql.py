@@ -16,6 +16,7 @@ compact and lets two sites use the same agent names.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -70,6 +71,15 @@ class Backend(Protocol):
 
 class LedgerError(RuntimeError):
     """The ledger's database cannot be used (e.g. a ledger written by an older version)."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The database is away for now (connection lost, server restarting, disk full): the transaction did
+    not happen and may be retried as a whole."""
+
+
+#: What a backend raises for an outage, as opposed to a defect: a group that met it is retried.
+UNAVAILABLE: tuple[type[BaseException], ...] = (LedgerUnavailable, sqlite3.OperationalError)
 
 
 class Ledger:

@@ -78,9 +78,9 @@ class SqliteBackend:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "batches" in tables and "meta" not in tables:
             raise LedgerError(
-                f"{path}: a ledger of the one-site schema (channels by name, before schema version 2) — move it aside"
-                " and let the collector start a new one; the agents' outboxes and the readings files hold"
-                " what it had"
+                f"{path}: a ledger of the one-site schema (channels by name, before schema version 2) — move"
+                " it aside and let the collector start a new one; the agents' outboxes and the readings files"
+                " hold what it had"
             )
         self._db.executescript(SCHEMA)
         self._db.execute(

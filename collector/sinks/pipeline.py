@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from agent.wire import Batch
+from collector.kpis.document import FLOAT_FIELDS, INT_FIELDS
 from collector.sinks import InfluxConfig, make_writer
 from collector.sinks.dispatch import SinkDispatcher
 from collector.sinks.errors import SinkError
@@ -20,21 +21,9 @@ from collector.sinks.sink_queue import SqliteSinkQueue
 
 log = structlog.get_logger("collector.sinks")
 
-#: KPI document fields written to InfluxDB: numbers as floats (stable field types), grades as ints.
-FLOAT_FIELDS = (
-    "clinker_t", "electricity_kwh", "whr_kwh", "net_purchased_kwh", "fuel_kgce", "coverage",
-    "coal_kgce_per_t", "electricity_kwh_per_t", "comprehensive_kgce_per_t", "co2_process_t", "co2_fuel_t",
-    "co2_electricity_t", "co2_total_t", "co2_process_t_per_t", "co2_fuel_t_per_t", "co2_electricity_t_per_t",
-    "co2_total_t_per_t", "co2_biogenic_memo_t", "alternative_fuel_kgce", "cement_t",
-    "cement_clinker_ratio_pct", "cement_comprehensive_kgce_per_t", "cement_prep_kwh_per_t",
-)  # fmt: skip
-INT_FIELDS = (
-    "coal_grade", "electricity_grade", "comprehensive_grade",
-    "cement_comprehensive_grade", "cement_prep_grade",
-)  # fmt: skip
-
 
 def kpi_fields(doc: dict) -> dict[str, float | int | str | None]:
+    """KPI document fields written to InfluxDB: numbers as floats (stable field types), grades as ints."""
     fields: dict[str, float | int | str | None] = {
         k: None if doc.get(k) is None else float(doc[k]) for k in FLOAT_FIELDS
     }
@@ -57,10 +46,12 @@ class SinkPipeline:
                 log.warning("sink.ensure_database_failed", detail=exc.detail)
         self.dispatcher.start()
 
-    def put_readings(self, batch: Batch) -> None:
-        self.queue.append(
-            readings_lines(batch.site, batch.agent, batch.channels, batch.t_ms, batch.values, batch.quality)
-        )
+    def put_batches(self, batches: list[Batch]) -> None:
+        """Raw readings of a group of batches: one queue append (one local commit) for the whole group."""
+        lines: list[str] = []
+        for b in batches:
+            lines.extend(readings_lines(b.site, b.agent, b.channels, b.t_ms, b.values, b.quality))
+        self.queue.append(lines)
         self.dispatcher.wake()
 
     def put_kpi(self, doc: dict) -> None:

@@ -83,10 +83,11 @@ def test_malformed_messages_are_dead_lettered_and_ingest_continues(broker, colle
     expected = set(bad) - {"site"}
     assert {k.removeprefix("rejected.") for k in counters if k.startswith("rejected.")} == expected
     assert all(counters[f"rejected.{r}"] == 1 for r in expected)
-    letters = collector.ledger.dead_letters()
-    assert sorted(r for _, r, _, _ in letters) == sorted(expected)
+    letters = collector.deadletters.list()
+    assert sorted(letter.reason for letter in letters) == sorted(expected)
     # The payload is kept byte for byte so it can be inspected or replayed.
-    assert any(p == bad["not_json"][1] for _, r, _, p in letters if r == "not_json")
+    (not_json,) = [letter for letter in letters if letter.reason == "not_json"]
+    assert collector.deadletters.get(not_json.id)[1] == bad["not_json"][1]
 
     # The valid batches were applied: 10 kWh on the raw mill's counter.
     collector.compute_kpis()

@@ -21,10 +21,11 @@ import pytest
 
 from agent import wire
 from agent.config_load import ConfigError
-from collector.ingest.apply import apply_batch, apply_exchanges
+from collector.ingest.apply import ChannelMetas, apply_exchanges, apply_group
 from collector.kpis.exchanges import record_exchange
-from collector.ledger.sqlite import Ledger
+from collector.ledger.sqlite import Ledger, open_sqlite
 from collector.site import MeterExchange, load_site
+from collector.sites import Sites
 
 SITE = """
 [site]
@@ -44,10 +45,18 @@ READINGS = [(0, 1000.0), (60, 1010.0), (120, 1020.0), (180, 8.0), (240, 18.0)]
 
 
 def feed(ledger: Ledger, site, readings=READINGS) -> None:
+    """One batch per reading, each applied as its own group (as a slow agent's messages are)."""
+    metas = ChannelMetas(ledger, Sites.single(site))
     for seq, (dt_s, value) in enumerate(readings):
         batch = wire.Batch("x", "gw", "e1", seq)
         batch.add("kwh", T0_MS + dt_s * 1000, value)
-        apply_batch(ledger, site, batch)
+        apply_group(ledger, metas, [("x", batch)])
+
+
+def exchanges_at_start(ledger: Ledger, site):
+    """What the collector does when it starts."""
+    sites = Sites.single(site)
+    return apply_exchanges(ledger, ChannelMetas(ledger, sites), sites)
 
 
 def total(ledger: Ledger) -> float:
@@ -63,7 +72,7 @@ def test_exchange_in_the_site_model_is_applied_batch_by_batch(tmp_path: Path) ->
     path = tmp_path / "site.toml"
     path.write_text(SITE)
     site = record_exchange(path, exchange())
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = open_sqlite(tmp_path / "ledger.sqlite")
     feed(ledger, site)
     assert total(ledger) == pytest.approx(40.0)  # 20 + 5 + 5 + 10
     kinds = [e.kind for e in ledger.events(0, 2**62)]
@@ -73,20 +82,20 @@ def test_exchange_in_the_site_model_is_applied_batch_by_batch(tmp_path: Path) ->
 def test_exchange_recorded_after_the_fact_is_applied_at_collector_start(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
     path.write_text(SITE)
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = open_sqlite(tmp_path / "ledger.sqlite")
     feed(ledger, load_site(path))
     assert total(ledger) == pytest.approx(38.0)  # 20 + 8 + 10: the reset rule
     assert [e.kind for e in ledger.events(0, 2**62)] == ["reset"]
 
     site = record_exchange(path, exchange())  # what `kilnwatch kpi exchange` does
-    result = apply_exchanges(ledger, site)  # what the collector does when it starts
-    assert result.exchanges == 1 and "L1" in result.touched
+    result = exchanges_at_start(ledger, site)
+    assert result.exchanges == 1 and ("x", "L1") in result.touched
     assert total(ledger) == pytest.approx(40.0)
     assert [e.kind for e in ledger.events(0, 2**62)] == ["exchange"]
-    assert apply_exchanges(ledger, site).touched == {}  # applied once; a second start changes nothing
+    assert exchanges_at_start(ledger, site).touched == {}  # applied once; a second start changes nothing
 
     path.write_text(SITE)  # the record removed again: back to the inferred reset
-    apply_exchanges(ledger, load_site(path))
+    exchanges_at_start(ledger, load_site(path))
     assert total(ledger) == pytest.approx(38.0)
 
 
