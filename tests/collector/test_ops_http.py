@@ -381,7 +381,7 @@ def test_listen_values(stats: CollectorStats) -> None:
 
 def test_threads_write_while_http_reads(stats: CollectorStats, server: OpsServer) -> None:
     """Four pipeline threads and a scraper at once: nothing lost, every scrape parses."""
-    groups, writers = 2000, 4
+    groups, writers = 5000, 4
 
     def write(agent: str) -> None:
         for seq in range(groups):
