@@ -71,6 +71,7 @@ class Run:
     peak_rss_mb: float | None = None
     points: int | None = None
     write_requests: int | None = None
+    groups: dict[str, float] | None = None  # the collector's own /metrics: ledger transactions
 
     @property
     def rate(self) -> float:
@@ -148,15 +149,16 @@ def wait_until(
 
 
 # -- the collector -----------------------------------------------------------------------------------------
-def collector_config(work: Path, broker: int, influx: str, ledger_url: str | None) -> Path:
-    """The collector's TOML as an operator writes it: the fleet's folder of site models, [influx] v1."""
+def collector_config(work: Path, broker: int, influx: str, ledger_url: str | None, http_port: int) -> Path:
+    """The collector's TOML as an operator writes it: the fleet's folder of site models, [influx] v1, its
+    /metrics on ``http_port``."""
     ledger = f'ledger_url = "{ledger_url}"' if ledger_url else 'ledger = "ledger.sqlite"'
     path = work / "collector.toml"
     path.write_text(
         f"""[collector]
 site_model = "sites"
 {ledger}
-http = "127.0.0.1:{servers.free_port()}"
+http = "127.0.0.1:{http_port}"
 
 [mqtt]
 host = "127.0.0.1"
@@ -213,6 +215,30 @@ class PostgresLedgerCount:
         return int(count), int(readings)
 
 
+#: The collector's histograms of its ledger transactions (collector/ops/stats.py), read when it has them.
+GROUP_SAMPLES = {
+    "kilnwatch_collector_group_messages_count": "groups",
+    "kilnwatch_collector_group_messages_sum": "messages",
+    "kilnwatch_collector_group_apply_seconds_sum": "apply_s",
+}
+
+
+def group_metrics(port: int) -> dict[str, float] | None:
+    """Ledger transactions, the messages in them and their seconds from the collector's /metrics; None
+    when it serves none (an older collector) or lacks the histograms."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in GROUP_SAMPLES:
+            found[GROUP_SAMPLES[name]] = float(value)
+    return found if len(found) == len(GROUP_SAMPLES) and found["groups"] else None
+
+
 def proc_usage(pid: int) -> tuple[float, float]:
     """(CPU seconds, user + system, of the process and its waited-for children; peak RSS in MB)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -229,6 +255,7 @@ def run_collector(
     batches: int,
     readings: int,
     timeout: float,
+    metrics_port: int | None = None,
 ) -> Run:
     log_path = config.parent / "collector.log"
     exe = Path(sys.executable).with_name("kilnwatch")
@@ -272,6 +299,7 @@ def run_collector(
         cpu, rss = proc_usage(proc.pid)
         run = Run(name, readings, in_ledger - start, first - start, max(in_ledger, in_influx) - start)
         run.cpu_s, run.peak_rss_mb = cpu, rss
+        run.groups = group_metrics(metrics_port) if metrics_port is not None else None
         problems = []
         if applied[1] != readings:
             problems.append(f"the ledger's batches hold {applied[1]:,} readings, not {readings:,}")
@@ -401,6 +429,12 @@ def report(run: Run) -> None:
             f"  collector process: {run.cpu_s:.1f} CPU s ({share:.0f} % of one core), "
             f"peak RSS {run.peak_rss_mb:.0f} MB"
         )
+    if run.groups is not None:
+        g = run.groups
+        print(
+            f"  collector's /metrics: {g['groups']:,.0f} ledger transactions of "
+            f"{g['messages'] / g['groups']:,.1f} messages on average, {g['apply_s']:.1f} s applying in all"
+        )
     if run.write_requests:
         print(
             f"  InfluxDB: {run.points:,} points (readings; the collector's KPIs too) in "
@@ -465,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         influx = stack.enter_context(servers.influxdb1(work / "influx")).url
         ledger_url = stack.enter_context(ledger_server(args.ledger, work))
         fleet.site_models(spec, work / "sites")
-        config = collector_config(work, broker.port, influx, ledger_url)
+        metrics_port = servers.free_port()
+        config = collector_config(work, broker.port, influx, ledger_url, metrics_port)
         create_database(influx, NAIVE_DB)
         make_session(broker.port, COLLECTOR_ID, collector_filters(spec), "5")
         make_session(broker.port, NAIVE_ID, [wire.subscription("data")], "3.1.1")
@@ -475,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{sent.seconds:.1f} s, held by Mosquitto for both consumers"
         )
         ledger = PostgresLedgerCount(ledger_url) if ledger_url else SqliteLedgerCount(work / "ledger.sqlite")
-        collector = run_collector(config, ledger, influx, batches, readings, args.timeout)
+        collector = run_collector(config, ledger, influx, batches, readings, args.timeout, metrics_port)
         report(collector)
         naive = run_naive(broker.port, influx, sent.messages, readings, args.timeout)
         report(naive)
