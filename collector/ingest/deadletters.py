@@ -91,8 +91,12 @@ class DeadLetter:
     topic: str
     reason: str
     detail: str
+    #: The payload's size as received.
     size: int
+    #: Only a prefix of the payload is kept (``kept`` bytes of ``size``): it cannot be replayed.
     truncated: bool
+    kept: int
+    #: What the letter counts against the byte cap: the payload kept, its topic and its detail.
     bytes: int
 
 
@@ -300,8 +304,8 @@ class DeadLetters:
         where, args = _filter(reason, None)
         with self._read_lock:
             rows = self._reader.execute(
-                "SELECT id, received_ms, topic, reason, detail, size, truncated, bytes FROM letters"
-                f"{where} ORDER BY id DESC LIMIT ?",
+                "SELECT id, received_ms, topic, reason, detail, size, truncated, length(payload), bytes"
+                f" FROM letters{where} ORDER BY id DESC LIMIT ?",
                 (*args, limit),
             ).fetchall()
         return tuple(_letter(row) for row in rows)
@@ -317,11 +321,11 @@ class DeadLetters:
         """A letter and its stored payload (a prefix when ``truncated``), or None if there is none."""
         with self._read_lock:
             row = self._reader.execute(
-                "SELECT id, received_ms, topic, reason, detail, size, truncated, bytes, payload FROM letters"
-                " WHERE id = ?",
+                "SELECT id, received_ms, topic, reason, detail, size, truncated, length(payload), bytes,"
+                " payload FROM letters WHERE id = ?",
                 (letter_id,),
             ).fetchone()
-        return None if row is None else (_letter(row[:8]), bytes(row[8]))
+        return None if row is None else (_letter(row[:9]), bytes(row[9]))
 
     def count(self, reason: str | None = None, before_ms: int | None = None) -> int:
         """How many letters ``purge`` with the same arguments would delete."""
@@ -368,5 +372,5 @@ def _filter(reason: str | None, before_ms: int | None) -> tuple[str, tuple[objec
 
 
 def _letter(row: Sequence) -> DeadLetter:
-    letter_id, received_ms, topic, reason, detail, size, truncated, nbytes = row
-    return DeadLetter(letter_id, received_ms, topic, reason, detail, size, bool(truncated), nbytes)
+    letter_id, received_ms, topic, reason, detail, size, truncated, kept, nbytes = row
+    return DeadLetter(letter_id, received_ms, topic, reason, detail, size, bool(truncated), kept, nbytes)
