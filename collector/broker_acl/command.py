@@ -9,6 +9,7 @@ import typer
 
 from collector.broker_acl.accounts import DEFAULT_COLLECTOR_USER
 
+STALE = "no longer a login (no site model names the agent, or it is no collector user now) — delete the file"
 COLLECTOR_USER_HELP = (
     f"The collector's broker username (default: [mqtt] username, else {DEFAULT_COLLECTOR_USER})."
 )
@@ -17,7 +18,7 @@ COLLECTOR_USER_HELP = (
 def broker_acl(
     config: Annotated[Path, typer.Argument(help="Collector TOML config; its site_model names the sites.")],
     out: Annotated[Path, typer.Option(help="Folder for passwd, acl and secrets/ (created if missing).")],
-    collector_user: Annotated[str | None, typer.Option(help=COLLECTOR_USER_HELP)] = None,
+    collector_user: Annotated[list[str] | None, typer.Option(help=COLLECTOR_USER_HELP)] = None,
 ) -> None:
     """Write Mosquitto's password file and ACL, and one secrets file per login; re-runs keep passwords."""
     from agent.config_load import ConfigError
@@ -28,8 +29,8 @@ def broker_acl(
     try:
         cfg = load_config(config)
         sites = load_sites(cfg.collector.site_model)
-        user = collector_user or cfg.mqtt.username or DEFAULT_COLLECTOR_USER
-        written = write_broker_files(sites, out, cfg.mqtt.root, user)
+        users = collector_user or [cfg.mqtt.username or DEFAULT_COLLECTOR_USER]
+        written = write_broker_files(sites, out, cfg.mqtt.root, users)
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -41,4 +42,4 @@ def broker_acl(
         f"new passwords: {', '.join(written.created) or 'none'}; kept: {', '.join(written.kept) or 'none'}"
     )
     for path in written.stale:
-        typer.echo(f"warning: {path}: no site model names this agent any more — delete the file", err=True)
+        typer.echo(f"warning: {path}: {STALE}", err=True)

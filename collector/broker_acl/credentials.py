@@ -1,8 +1,8 @@
 """Each login's password, kept in one environment file per login under ``<out>/secrets/``.
 
 ``secrets/<site>/<agent>.env`` is the gateway's ``/etc/kilnwatch/agent.env`` as it is (the systemd unit's
-``EnvironmentFile``; ``deploy/INSTALL-agent.md``), and ``secrets/collector.env`` the collector's, so the
-operator hands each gateway exactly its own secret and nothing else. The files are the passwords' only
+``EnvironmentFile``; ``deploy/INSTALL-agent.md``), and ``secrets/<collector user>.env`` a collector's, so the
+operator hands each machine exactly its own secret and nothing else. The files are the passwords' only
 record: a re-run reads them and keeps every password, and makes new ones only for logins without a file.
 """
 
@@ -23,8 +23,8 @@ def agent_secrets(out: Path, site: str, agent: str) -> Path:
     return out / SECRETS / site / f"{agent}.env"
 
 
-def collector_secrets(out: Path) -> Path:
-    return out / SECRETS / "collector.env"
+def collector_secrets(out: Path, username: str) -> Path:
+    return out / SECRETS / f"{username}.env"
 
 
 def read_password(path: Path) -> str | None:
@@ -59,7 +59,8 @@ def write_secrets(path: Path, username: str, password: str, what: str) -> None:
 
 
 def stale_secrets(out: Path, current: set[Path]) -> list[Path]:
-    """Agent secrets files no site model names any more: their logins are gone from the broker's files,
-    the files themselves are left for the operator to delete."""
+    """Secrets files of logins that are gone (an agent no site model names, a collector user no longer
+    given): their users are gone from the broker's files, the files are left for the operator to delete."""
     folder = out / SECRETS
-    return sorted(p for p in folder.glob("*/*.env") if p not in current) if folder.is_dir() else []
+    files = [*folder.glob("*.env"), *folder.glob("*/*.env")] if folder.is_dir() else []
+    return sorted(p for p in files if p not in current)

@@ -42,10 +42,13 @@ class Written:
     stale: list[Path] = field(default_factory=list)
 
 
-def write_broker_files(sites: Sites, out: Path, root: str, collector_user: str) -> Written:
+def write_broker_files(sites: Sites, out: Path, root: str, collector_users: list[str]) -> Written:
     """Every id and every existing secrets file is checked before anything is written, so an error leaves
-    ``out`` as it was."""
-    logins = [Login(collector_account(sites, root, collector_user), collector_secrets(out), "the collector")]
+    ``out`` as it was. Each collector process has a login of its own (the broker ties a session to it)."""
+    logins = [
+        Login(collector_account(sites, root, user), collector_secrets(out, user), f"collector {user}")
+        for user in dict.fromkeys(collector_users)
+    ]
     logins += [
         Login(account, agent_secrets(out, site, agent), f"agent {agent} of site {site}")
         for site, agent, account in agent_accounts(sites, root)
@@ -64,7 +67,5 @@ def write_broker_files(sites: Sites, out: Path, root: str, collector_user: str) 
     write_private(out / ACL_FILE, acl_file(login.account for login in logins))
     written.stale = stale_secrets(out, {login.secrets for login in logins})
     for path in written.stale:
-        log.warning(
-            "broker_acl.stale_secrets", secrets=str(path), fix="no site model names it: delete the file"
-        )
+        log.warning("broker_acl.stale_secrets", secrets=str(path), fix="no longer a login: delete the file")
     return written

@@ -84,7 +84,7 @@ class Fleet:
 
     def secrets(self, site: str | None = None, agent: str | None = None) -> Path:
         if site is None:
-            return self.out / "secrets" / "collector.env"
+            return self.out / "secrets" / "kilnwatch-collector.env"
         return self.out / "secrets" / site / f"{agent}.env"
 
     def broker_options(self) -> list[str]:
@@ -136,6 +136,7 @@ class Client:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.acks: dict[int, int] = {}
         self.connack: int | None = None
+        self.session_present = False
         self.subscribed: list[int] | None = None
         self._cond = threading.Condition()
         self.client.on_connect = self._on_connect
@@ -155,9 +156,10 @@ class Client:
         )
         self.client.loop_start()
 
-    def _on_connect(self, _c, _u, _f, reason, _p) -> None:
+    def _on_connect(self, _c, _u, flags, reason, _p) -> None:
         with self._cond:
             self.connack = reason.value
+            self.session_present = flags.session_present
             self._cond.notify_all()
 
     def _on_message(self, _c, _u, msg: mqtt.MQTTMessage) -> None:
@@ -434,7 +436,7 @@ def test_removed_agent_loses_its_login_and_its_file_is_named(fleet: Fleet) -> No
     result = fleet.run()
     assert result.exit_code == 0, result.output
     leftover = fleet.secrets("plant-a", "gw2")
-    assert f"warning: {leftover}: no site model names this agent any more — delete the file" in result.output
+    assert f"warning: {leftover}: no longer a login (no site model names the agent" in result.output
     assert leftover.exists()
     assert "plant-a/gw2" not in (fleet.out / "passwd").read_text()
     assert "plant-a/gw2" not in (fleet.out / "acl").read_text()
@@ -471,17 +473,26 @@ def test_secrets_file_without_password_is_named_and_nothing_is_written(fleet: Fl
     assert (fleet.out / "passwd").read_text() == passwd
 
 
-def test_collector_user_comes_from_the_option_or_the_config(fleet: Fleet) -> None:
-    fleet.generate("--collector-user", "regional-1")
+def test_collector_users_come_from_the_options_or_the_config(fleet: Fleet) -> None:
+    fleet.generate("--collector-user", "regional-1", "--collector-user", "regional-2")
     acl = (fleet.out / "acl").read_text()
-    assert "user regional-1\ntopic read kilnwatch/v1/plant-a/+/data\n" in acl
+    regional = [fleet.out / "secrets" / f"regional-{n}.env" for n in (1, 2)]
+    for n, path in enumerate(regional, 1):
+        assert f"user regional-{n}\ntopic read kilnwatch/v1/plant-a/+/data\n" in acl
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert regional[0].read_text() != regional[1].read_text()
+
     fleet.config.write_text(
         '[collector]\nsite_model = "sites"\n\n[mqtt]\nusername = "central"\nroot = "kw"\n'
     )
-    fleet.generate()
+    result = fleet.run()
+    assert result.exit_code == 0, result.output
     acl = (fleet.out / "acl").read_text()
     assert "user central\ntopic read kw/v1/plant-a/+/data\n" in acl
     assert "user plant-b/gw1\ntopic write kw/v1/plant-b/gw1/data\n" in acl
+    assert "regional" not in acl and "regional" not in (fleet.out / "passwd").read_text()
+    for path in regional:
+        assert f"warning: {path}: no longer a login" in result.output
 
 
 @dataclass
@@ -528,23 +539,34 @@ def test_deploy_config_keeps_queued_qos1_batches_across_a_restart(
             clients(broker.port, None, None, **tls).connack_code() == NOT_AUTHORIZED
         )  # allow_anonymous false
 
-        session = {"client_id": "kilnwatch-collector", "persistent": True, **tls}
-        collector = clients(broker.port, "kilnwatch-collector", fleet.password(), **session)
+        login = ("kilnwatch-collector", fleet.password())
+        collector = clients(broker.port, *login, client_id="collector-host-1", persistent=True, **tls)
         collector.subscribe(*collector_filters())
         collector.close()  # a clean DISCONNECT: the persistent session stays and queues for it
 
         # More batches than Mosquitto's default max_queued_messages (1000), which would drop the last 500.
         count = 1500
-        gw1 = clients(broker.port, "plant-a/gw1", fleet.password("plant-a", "gw1"), **tls)
+        gw1_login = ("plant-a/gw1", fleet.password("plant-a", "gw1"))
+        gw1 = clients(broker.port, *gw1_login, **tls)
         mids = [gw1.client.publish(data("plant-a", "gw1"), str(i).encode(), qos=1).mid for i in range(count)]
         gw1.wait(lambda: all(mid in gw1.acks for mid in mids), f"{count} PUBACKs")
         gw1.close()
 
+        # An agent presenting the collector's client ids with a clean session would, on a listener without
+        # use_username_as_clientid, take over the collector's session and wipe its queue. Here the session
+        # is the agent's login's, and the collector's queue stays.
+        for client_id in ("collector-host-1", "kilnwatch-collector"):
+            thief = clients(broker.port, *gw1_login, client_id=client_id, **tls)
+            assert thief.connack_code() == 0
+            thief.close()
+
         broker.restart()  # SIGTERM: Mosquitto saves its store on the way out
         assert (state / "mosquitto.db").exists()
 
-        back = clients(broker.port, "kilnwatch-collector", fleet.password(), **session)  # no new SUBSCRIBE
+        # Back with another client id (its config changed): the session is the login's, nothing is lost.
+        back = clients(broker.port, *login, client_id="collector-host-2", persistent=True, **tls)
         back.wait(lambda: len(back.messages) >= count, f"{count} batches after the restart")
+        assert back.session_present
         # Every batch exactly once. Not in order: Mosquitto 2.0.11 restores a queue out of order, which the
         # ledger takes in its stride (an older reading rebuilds its channel's increments).
         assert sorted(int(payload) for _, payload, _ in back.messages) == list(range(count))
