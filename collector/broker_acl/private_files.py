@@ -2,7 +2,8 @@
 
 A broker reloading its password file on SIGHUP, or an operator copying a secrets file, must never see half
 a file, so each file is written beside its target and renamed over it. The temporary file is created with
-mode 0600, so the secret is never readable by others, not even for a moment.
+mode 0600, so the secret is never readable by others, not even for a moment. A file that exists keeps its
+owner and group: after one ``chown mosquitto passwd acl`` the broker can still read them after every re-run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ def write_private(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)  # the umask may have taken bits away, never added; this states the mode
+        if path.exists():
+            st = path.stat()
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                os.chown(tmp, st.st_uid, st.st_gid)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

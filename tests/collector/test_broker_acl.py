@@ -430,6 +430,19 @@ def login_code(port: int, username: str, password: str) -> int:
         client.close()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_rerun_keeps_the_owner_the_broker_reads_the_files_as(fleet: Fleet) -> None:
+    fleet.generate()
+    nobody = 65534
+    for name in ("passwd", "acl"):
+        os.chown(fleet.out / name, nobody, nobody)
+    fleet.generate()
+    for name in ("passwd", "acl"):
+        st = (fleet.out / name).stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (nobody, nobody, 0o600)
+    assert fleet.secrets().stat().st_uid == 0  # new and untouched files belong to whoever ran it
+
+
 def test_removed_agent_loses_its_login_and_its_file_is_named(fleet: Fleet) -> None:
     fleet.generate()
     fleet.write_site("plant-a", ["gw1"])
