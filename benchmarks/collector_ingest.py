@@ -66,7 +66,7 @@ class Run:
     first_s: float | None  # start → first batch applied: the consumer's start-up
     done_s: float | None  # start → every batch applied and every reading in InfluxDB
     problem: str | None = None
-    holders: str = "InfluxDB holds"  # what must hold every reading: InfluxDB, and the collector's ledger
+    collector: bool = False  # the collector's run: a ledger, and KPIs among InfluxDB's points
     cpu_s: float | None = None
     peak_rss_mb: float | None = None
     points: int | None = None
@@ -318,7 +318,7 @@ def run_collector(
                 proc.wait()
     after = influx_writes(influx)
     run.points, run.write_requests = after[0] - before[0], after[1] - before[1]
-    run.holders = "the ledger and InfluxDB hold"
+    run.collector = True
     return run
 
 
@@ -420,7 +420,8 @@ def report(run: Run) -> None:
                 f"{run.ledger_s:.2f} s; after start-up {run.steady_rate:,.0f} readings/s"
             )
         if run.problem is None:
-            print(f"  every reading accounted for: {run.holders} {run.readings:,}")
+            holders = "the ledger and InfluxDB hold" if run.collector else "InfluxDB holds"
+            print(f"  every reading accounted for: {holders} {run.readings:,}")
         else:
             print(f"  NOT accounted for: {run.problem}")
     if run.cpu_s is not None:
@@ -437,7 +438,7 @@ def report(run: Run) -> None:
         )
     if run.write_requests:
         print(
-            f"  InfluxDB: {run.points:,} points (readings; the collector's KPIs too) in "
+            f"  InfluxDB: {run.points:,} points{' (readings and KPIs)' if run.collector else ''} in "
             f"{run.write_requests:,} /write requests ({run.points / run.write_requests:,.0f} points/request)"
         )
 

@@ -15,27 +15,30 @@ from tests.servers import HttpServer, free_port
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_ingest_benchmark_runs_and_every_reading_is_accounted_for(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ledger", ["sqlite", "postgres"])
+def test_the_ingest_benchmark_runs_and_every_reading_is_accounted_for(ledger: str, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "benchmarks.collector_ingest", "--agents", "4", "--sites", "2"]
-    cmd += ["--batches-per-agent", "5", "--timeout", "50", "--keep", str(tmp_path)]
+    cmd += ["--batches-per-agent", "5", "--timeout", "50", "--keep", str(tmp_path), "--ledger", ledger]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr + (tmp_path / "collector.log").read_text()
     # 2 sites × 2 agents × 5 batches = 20 batches of 31 readings = 620 readings.
-    assert "2 sites × 2 agents × 31 channels, 5 batches per agent = 20 batches, 620 readings" in out
+    assert (
+        f"2 sites × 2 agents × 31 channels, 5 batches per agent = 20 batches, 620 readings; ledger {ledger}"
+        in out
+    )
     assert "preloaded: 20 batches (+ 4 retained births)" in out
     assert "kilnwatch collector run: all 620 readings in InfluxDB after" in out
     assert "every reading accounted for: the ledger and InfluxDB hold 620" in out
     assert "naive: paho, json.loads, one /write per message: all 620 readings in InfluxDB after" in out
     assert "every reading accounted for: InfluxDB holds 620" in out
     # The baseline writes each message's 31 readings in one request: 20 requests of 31 points.
-    assert (
-        "InfluxDB: 620 points (readings; the collector's KPIs too) in 20 /write requests (31 points/request)"
-        in out
-    )
+    assert "InfluxDB: 620 points in 20 /write requests (31 points/request)" in out
     assert "collector process:" in out and "peak RSS" in out
     assert "ratio collector / naive:" in out
     assert {p.name for p in (tmp_path / "sites").iterdir()} == {"site01.toml", "site02.toml"}
+    # The PostgreSQL run's ledger is the server's: no SQLite ledger file is made.
+    assert (tmp_path / "ledger.sqlite").exists() == (ledger == "sqlite")
 
 
 def test_a_collector_that_exits_is_reported_with_the_end_of_its_log(
