@@ -295,3 +295,31 @@ def test_the_command_wants_exactly_one_of_duration_and_batches(tmp_path: Path) -
         proc = kilnwatch(*common, *extra)
         assert proc.returncode == 2
         assert "give --duration SECONDS or --batches COUNT" in proc.stdout + proc.stderr
+
+
+def test_a_live_run_of_the_command_sends_rate_times_duration_batches_on_time(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    counter = Counter(broker)
+    try:
+        proc = kilnwatch(
+            *("--sites", "1", "--agents-per-site", "2", "--channels", "3", "--rate", "4", "--duration", "1"),
+            *(
+                "--port",
+                str(broker.port),
+                "--site-models",
+                str(tmp_path / "s"),
+                "--truth",
+                str(tmp_path / "t"),
+            ),
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        truth = json.loads((tmp_path / "t").read_text())
+        # 4 batches/s for 1 s: 4 batches per agent, 2 agents.
+        assert truth["batches"] == {"unique": 8, "published": 8}
+        batches = [wire.decode_batch(p) for p in counter.wait_for(8)]
+        times = sorted({b.t_ms[0] for b in batches})
+        assert [t - times[0] for t in times] == [0, 250, 500, 750]
+        assert truth["spec"]["t0_ms"] == times[0]
+    finally:
+        counter.close()
