@@ -5,3 +5,6 @@ gateway (or anything on its network) could publish another plant's readings, rea
 overwrite an agent's retained status. The site models already say which agents exist at which site, so the
 broker's password file and ACL are derived from them rather than written by hand.
 """
+
+#: The collector's login when neither ``--collector-user`` nor ``[mqtt] username`` names one.
+DEFAULT_COLLECTOR_USER = "kilnwatch-collector"

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from agent import wire
 from agent.config_load import ConfigError
+from collector.broker_acl import DEFAULT_COLLECTOR_USER
 from collector.sites import Sites
 
 KINDS = ("data", "birth", "status")
-DEFAULT_COLLECTOR_USER = "kilnwatch-collector"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from collector.broker_acl.accounts import DEFAULT_COLLECTOR_USER
+from collector.broker_acl import DEFAULT_COLLECTOR_USER
 
 STALE = "no longer a login (no site model names the agent, or it is no collector user now) — delete the file"
 COLLECTOR_USER_HELP = (
