@@ -458,17 +458,24 @@ def test_removed_agent_loses_its_login_and_its_file_is_named(fleet: Fleet) -> No
 
 
 def test_ids_that_cannot_be_usernames_are_refused_before_writing(fleet: Fleet) -> None:
+    sites = fleet.folder / "sites"
     bad = fleet.write_site("plant:c", ["gw1"])
-    (fleet.folder / "sites" / "plant-d.toml").write_text(site_model("plant-d", ["gw:1"]))
+    (sites / "plant-d.toml").write_text(site_model("plant-d", ["gw:1"]))
+    (sites / "plant-e.toml").write_text(site_model("plant e", ["gw1"]))
+    (sites / "plant-f.toml").write_text(site_model("..", ["gw1"]))
     result = fleet.run()
     assert result.exit_code == 2
     assert f"{bad}: site.id: 'plant:c' holds ':'" in result.output
     assert "plant-d.toml: channels.gw:1/kiln_kwh: agent id 'gw:1' holds ':'" in result.output
     assert "rename the agent" in result.output
+    assert "plant-e.toml: site.id: 'plant e' is not a valid topic level" in result.output
+    assert (
+        "plant-f.toml: site.id: '..' cannot name a secrets folder or file — rename the site" in result.output
+    )
     assert not fleet.out.exists()
 
-    bad.unlink()
-    (fleet.folder / "sites" / "plant-d.toml").unlink()
+    for name in ("plant:c", "plant-d", "plant-e", "plant-f"):
+        (sites / f"{name}.toml").unlink()
     result = fleet.run("--collector-user", "ops/collector")
     assert result.exit_code == 2
     assert "--collector-user: 'ops/collector' cannot be the collector's username" in result.output
