@@ -229,7 +229,6 @@ def replay(
     if sum((bool(ids), reason is not None, all_)) != 1:
         _fail("replay: name the letters: IDs, --reason R or --all (one of them)")
     cfg = _config(config)
-    logs.configure(cfg.collector.log_level)  # the collector's own lines go to standard error, as in run
     store = _open(cfg)
     if store is None:
         return
@@ -248,6 +247,7 @@ def replay(
             _fail(str(exc))
         from collector.service import Collector  # numba and the ledger: only once there is work
 
+        logs.configure(cfg.collector.log_level)  # the collector's own lines go to standard error, as in run
         outcomes = _replay(
             store, Collector(cfg, sites, connect=False), chosen, Progress(console=Console(stderr=True))
         )

@@ -179,7 +179,8 @@ class DeadLetters:
         """Keep a group of rejected messages in one transaction, oldest first.
 
         Letters of the group that would be evicted by the group's own newer letters are not written at all
-        (counted as evicted), so a group of floods never writes more than the caps to the file.
+        (counted as evicted), so a group of floods never writes more than the caps to the file. Room is made
+        before the group is written, so its pages reuse the evicted ones and the file stays near the cap.
         """
         rows = [self._row(r) for r in rejects]
         if not rows:
@@ -187,6 +188,7 @@ class DeadLetters:
         kept, dropped = self._fit(rows)
         evicted: Counter[str] = Counter(row.reason for row in dropped)
         with self._write_lock, self._transaction():
+            evicted.update(self._evict_oldest(len(kept), sum(r.bytes for r in kept)))
             self._db.executemany(
                 "INSERT INTO letters (received_ms, topic, reason, detail, size, truncated, bytes, payload)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -195,7 +197,6 @@ class DeadLetters:
                     for r in kept
                 ],
             )
-            evicted.update(self._evict_oldest())
             self._db.executemany(
                 "INSERT INTO evicted VALUES (?, ?)"
                 " ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count",
@@ -235,12 +236,13 @@ class DeadLetters:
             count, size, start = count + 1, size + rows[i].bytes, i
         return list(rows[start:]), list(rows[:start])
 
-    def _evict_oldest(self) -> Counter[str]:
-        """Delete the oldest letters until both caps hold again; returns how many of each reason went."""
-        count, size = self._db.execute(
+    def _evict_oldest(self, count: int, size: int) -> Counter[str]:
+        """Delete the oldest letters until ``count`` more letters of ``size`` bytes fit within both caps (a
+        lowered cap may take many); returns how many of each reason went."""
+        kept, kept_bytes = self._db.execute(
             "SELECT coalesce(sum(count), 0), coalesce(sum(bytes), 0) FROM totals"
         ).fetchone()
-        excess_count, excess_bytes = count - self.max_count, size - self.max_bytes
+        excess_count, excess_bytes = kept + count - self.max_count, kept_bytes + size - self.max_bytes
         evicted: Counter[str] = Counter()
         last_id = 0
         while excess_count > 0 or excess_bytes > 0:
