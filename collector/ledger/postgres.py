@@ -200,10 +200,10 @@ class PostgresBackend:
                 waited = time.monotonic() - started
                 if waited + delay > self.reconnect_timeout_s:
                     raise LedgerUnavailable(
-                        f"{self.where}: cannot connect ({attempt} tries in {waited:.1f} s): {str(e).strip()}"
+                        f"{self.where}: cannot connect ({attempt} tries in {waited:.1f} s): {_one_line(e)}"
                         " — check that PostgreSQL is running and that ledger_url names it"
                     ) from e
-                log.warning("ledger.connect_failed", where=self.where, attempt=attempt, error=str(e).strip())
+                log.warning("ledger.connect_failed", where=self.where, attempt=attempt, error=_one_line(e))
                 time.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max_delay_s)
         if lost:
@@ -228,7 +228,7 @@ class PostgresBackend:
                 "ledger.unavailable", where=self.where, lost=lost, sqlstate=state, in_transaction=self._in_tx
             )
             what = "connection lost" if lost else f"transient error {state}"
-            raise LedgerUnavailable(f"{self.where}: {what}: {str(e).strip()}") from e
+            raise LedgerUnavailable(f"{self.where}: {what}: {_one_line(e)}") from e
 
     def _create_schema(self) -> None:
         with self._guard() as conn, conn.transaction():
@@ -357,6 +357,11 @@ def _last_per_key(ids: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
     last = np.ones(len(order), dtype=bool)
     last[:-1] = (k_ids[1:] != k_ids[:-1]) | (k_t[1:] != k_t[:-1])
     return order[last]
+
+
+def _one_line(error: BaseException) -> str:
+    """libpq's messages span lines (a hint after a tab); a log field or error line wants one."""
+    return " ".join(str(error).split())
 
 
 @functools.lru_cache(maxsize=256)
