@@ -187,21 +187,22 @@ class DeadLetters:
             return
         kept, dropped = self._fit(rows)
         evicted: Counter[str] = Counter(row.reason for row in dropped)
-        with self._write_lock, self._transaction():
-            evicted.update(self._evict_oldest(len(kept), sum(r.bytes for r in kept)))
-            self._db.executemany(
-                "INSERT INTO letters (received_ms, topic, reason, detail, size, truncated, bytes, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (r.received_ms, r.topic, r.reason, r.detail, r.size, r.truncated, r.bytes, r.payload)
-                    for r in kept
-                ],
-            )
-            self._db.executemany(
-                "INSERT INTO evicted VALUES (?, ?)"
-                " ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count",
-                list(evicted.items()),
-            )
+        with self._write_lock:
+            with self._transaction():
+                evicted.update(self._evict_oldest(len(kept), sum(r.bytes for r in kept)))
+                self._db.executemany(
+                    "INSERT INTO letters (received_ms, topic, reason, detail, size, truncated, bytes,"
+                    " payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (r.received_ms, r.topic, r.reason, r.detail, r.size, r.truncated, r.bytes, r.payload)
+                        for r in kept
+                    ],
+                )
+                self._db.executemany(
+                    "INSERT INTO evicted VALUES (?, ?)"
+                    " ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count",
+                    list(evicted.items()),
+                )
             self._note_evictions(evicted)
 
     def _row(self, reject: Reject) -> _Row:
