@@ -100,7 +100,14 @@ def list_letters(
         letters, stats = store.list(reason, limit), store.stats()
     finally:
         store.close()
-    table = Table("id", "received", "topic", "reason", "size", "detail")
+    # Nothing is cut short with an ellipsis: topic and detail wrap, the other columns keep their width.
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("received", no_wrap=True, min_width=len("2026-12-01T08:00:00+08:00"))
+    table.add_column("topic", overflow="fold")
+    table.add_column("reason", no_wrap=True)
+    table.add_column("size", no_wrap=True)
+    table.add_column("detail", overflow="fold")
     for d in letters:
         # Text, not str: a topic or detail holding [brackets] is not rich markup.
         table.add_row(
