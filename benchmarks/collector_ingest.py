@@ -454,6 +454,11 @@ def versions() -> str:
     return f"{os.cpu_count()} CPUs, Python {python}, paho-mqtt {paho.mqtt.__version__}, {broker}, {influx}"
 
 
+def load_average() -> str:
+    """The machine's 1-minute load: other work on a shared box slows both consumers, the collector most."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
 @contextlib.contextmanager
 def ledger_server(kind: str, work: Path) -> Iterator[str | None]:
     """The PostgreSQL cluster of ``--ledger postgres`` (its DSN), or nothing for the SQLite file."""
@@ -489,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         f"collector ingest: {args.sites} sites × {spec.agents_per_site} agents × {args.channels} channels, "
         f"{periods} batches per agent = {batches:,} batches, {readings:,} readings; ledger {args.ledger}"
     )
-    print(versions())
+    print(f"{versions()}; {load_average()} at the start")
     with contextlib.ExitStack() as stack:
         if args.keep is not None:
             work = args.keep
@@ -513,8 +518,10 @@ def main(argv: list[str] | None = None) -> int:
         ledger = PostgresLedgerCount(ledger_url) if ledger_url else SqliteLedgerCount(work / "ledger.sqlite")
         collector = run_collector(config, ledger, influx, batches, readings, args.timeout, metrics_port)
         report(collector)
+        print(f"  ({load_average()} at its end)")
         naive = run_naive(broker.port, influx, sent.messages, readings, args.timeout)
         report(naive)
+        print(f"  ({load_average()} at its end)")
     if collector.rate and naive.rate:
         print(
             f"ratio collector / naive: {collector.rate / naive.rate:.2f} (whole runs, the collector's "
