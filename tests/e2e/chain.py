@@ -32,12 +32,16 @@ KILNWATCH = [sys.executable, "-m", "agent.cli"]
 
 @dataclass
 class Observer:
-    """Counts distinct batches and readings on the wire, and each channel's first/last good reading."""
+    """Counts distinct batches and readings on the wire, and each channel's first/last good reading.
+
+    ``series`` keeps every reading of each channel as (t_ms, value, quality), for checks reading by reading.
+    """
 
     port: int
     batches: set[tuple[str, int]] = field(default_factory=set)
     readings: int = 0
     windows: dict[str, list[int]] = field(default_factory=dict)
+    series: dict[str, list[tuple[int, float | None, int]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -58,6 +62,7 @@ class Observer:
             self.batches.add((batch.epoch, batch.seq))
             self.readings += len(batch)
             for ch, t, v, q in zip(batch.channels, batch.t_ms, batch.values, batch.quality, strict=True):
+                self.series.setdefault(ch, []).append((t, v, q))
                 if q == wire.Quality.GOOD and v is not None:
                     w = self.windows.setdefault(ch, [t, t])
                     w[0], w[1] = min(w[0], t), max(w[1], t)
@@ -65,6 +70,23 @@ class Observer:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+    def good(self, channel: str) -> list[tuple[int, float, int | None]]:
+        """(t_ms, value, previous stamp) of the channel's good readings, by time; None before the first.
+
+        The previous stamp (of the channel's previous reading, good or not) bounds when the meter was read: a
+        poll group's cycles run one after another, so the request went out after the previous reading was
+        stamped, and the agent stamps a reading when its answer arrives. The meter was read in (previous
+        stamp, own stamp], however slowly a loaded machine answered.
+        """
+        with self.lock:
+            rows = sorted(self.series[channel])
+        previous = [None, *(t for t, _, _ in rows[:-1])]
+        return [
+            (t, v, t_prev)
+            for (t, v, q), t_prev in zip(rows, previous, strict=True)
+            if q == wire.Quality.GOOD and v is not None
+        ]
 
 
 @contextlib.contextmanager
@@ -140,3 +162,29 @@ def true_quantity(truth, column: str, window_ms: list[int]) -> float:
     """The simulator's exact integral of ``column`` between a channel's first and last reading."""
     t, cols = truth
     return float(np.interp(window_ms[1], t, cols[column]) - np.interp(window_ms[0], t, cols[column]))
+
+
+def truth_at(truth, column: str, t_ms: float) -> float:
+    t, cols = truth
+    return float(np.interp(t_ms, t, cols[column]))
+
+
+def start_range(
+    truth, column: str, rows: list[tuple[int, float, int | None]], step: float
+) -> tuple[float, float]:
+    """The counter starts (its value where the truth is 0) that all ``rows`` allow: (low, high).
+
+    A totaliser shows ``start + truth(s)`` floored to its register ``step``, read at an instant ``s`` in
+    (previous stamp, own stamp] (``Observer.good``); so a reading ``v`` allows starts in
+    [v − truth(own stamp), v + step − truth(previous stamp)], widened by the truth's interpolation error
+    (linear between rows to well below 0.01 % of the cumulative, ``simulators.kiln.live``). Rows without a
+    previous stamp bound only from below. A loaded machine widens the intervals; it cannot move them apart.
+    """
+    low, high = -float("inf"), float("inf")
+    for t, v, t_prev in rows:
+        later = truth_at(truth, column, t)
+        slack = 1e-4 * abs(later)
+        low = max(low, v - later - slack)
+        if t_prev is not None:
+            high = min(high, v + step - truth_at(truth, column, t_prev) + slack)
+    return low, high

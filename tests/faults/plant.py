@@ -3,9 +3,9 @@
 The observer is a plain paho subscriber with a persistent session, like a collector. It keeps every copy of
 every batch it receives, so a test can count duplicates against distinct batches (the collector's dedupe key
 is (agent, epoch, seq)), check that seq has no holes, and check each channel's readings for gaps in time.
-The simulator's truth file is the independent reference for values: a counter's increase between two
-readings must match the truth's increase between the readings' own timestamps, which holds only if replayed
-readings kept their original times.
+The simulator's truth file is the independent reference for values: every counter reading must match the
+truth at an instant between its channel's previous stamp and its own (``Truth.start_range``), which holds
+only if replayed readings kept their original times.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +33,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from agent import wire
-from tests.servers import free_port, stop, wait_for_port
+from simulators.kiln.points import MODBUS_POINTS
+from tests.servers import Mosquitto, free_port, stop, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 KILNWATCH = [sys.executable, "-m", "agent.cli"]
@@ -163,6 +165,26 @@ def start_agent(
     )
 
 
+@contextlib.contextmanager
+def broker_down(broker: Mosquitto) -> Iterator[None]:
+    """The broker stopped, its port kept: bound but not listening, so connects are refused as with no broker.
+
+    A port nobody holds can be taken while the broker is down: by another process's ``free_port()`` (tests
+    run side by side on CI) or by a client's own reconnect picking it as its ephemeral source port (a TCP
+    self-connect). Either way the restarted broker fails with "Address already in use". A bound socket keeps
+    the port out of both, and is closed just before the broker binds it again.
+    """
+    broker.stop()
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # over the closed connections' TIME_WAIT
+    try:
+        holder.bind(("127.0.0.1", broker.port))
+        yield
+    finally:
+        holder.close()
+    broker.start()
+
+
 def stop_agent(proc: subprocess.Popen, timeout: float = 30.0) -> int:
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout)
@@ -280,6 +302,18 @@ def scrape(port: int) -> dict[str, float]:
     return values
 
 
+def readings_counted(metrics: dict[str, float], device: str) -> int:
+    """The agent's own count of the readings its pollers handed over for ``device``, every quality."""
+    prefix = f'kilnwatch_readings_total{{device="{device}",'
+    return int(sum(value for key, value in metrics.items() if key.startswith(prefix)))
+
+
+def counter_start(point: str) -> float:
+    """What the simulated totaliser ``point`` showed when the simulator started, in the channel's unit."""
+    (found,) = [p for p in MODBUS_POINTS if p.name == point]
+    return found.start * found.scale
+
+
 def outbox_state(path: Path) -> tuple[str, int, list[int]]:
     """(epoch, next seq, stored seqs) read straight from the agent's SQLite file."""
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
@@ -317,10 +351,28 @@ class Truth:
         t0, t1 = self.t[i - 1], self.t[i]
         return values[i - 1] + (values[i] - values[i - 1]) * (t_ms - t0) / (t1 - t0)
 
-    def worst_counter_error(self, readings: list[tuple[int, float | None, int]], column: str) -> float:
-        """Largest |Δ reading − Δ truth| over consecutive good readings of a counter, in its unit."""
-        good = [(t, v) for t, v, q in readings if q == wire.Quality.GOOD and v is not None and t < self.t[-1]]
-        return max(
-            abs((v1 - v0) - (self.at(column, t1) - self.at(column, t0)))
-            for (t0, v0), (t1, v1) in itertools.pairwise(good)
-        )
+    def start_range(
+        self, readings: list[tuple[int, float | None, int]], column: str, step: float
+    ) -> tuple[float, float]:
+        """The meter start values that every good reading of counter ``column`` allows: (low, high).
+
+        A totaliser shows ``start + truth(s)`` floored to its register ``step``, where ``s`` is the instant
+        the simulator answered the request. That instant lies after the channel's previous reading was
+        stamped (a poll group's cycles run one after another) and no later than the reading's own stamp (the
+        agent stamps when the answer arrives). So a reading ``v`` stamped ``t`` after ``t_prev`` allows
+        starts in [v − truth(t), v + step − truth(t_prev)], widened by the truth's interpolation error
+        (linear between rows to well below 0.01 % of the cumulative, ``simulators.kiln.live``). The readings
+        agree with the truth and kept their own times if and only if these intervals overlap, around the start
+        the simulator gave the meter (``counter_start``): low ≤ start ≤ high.
+
+        No stopwatch is involved: a loaded machine that answers late only widens a reading's interval, while
+        a reading restamped later than it was taken (e.g. at replay) moves its interval below the others.
+        """
+        low, high = -float("inf"), float("inf")
+        for (t_prev, _, _), (t, v, q) in itertools.pairwise(readings):
+            if q != wire.Quality.GOOD or v is None or t >= self.t[-1]:
+                continue
+            later, earlier = self.at(column, t), self.at(column, t_prev)
+            slack = 1e-4 * later
+            low, high = max(low, v - later - slack), min(high, v + step - earlier + slack)
+        return low, high

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import time
 from pathlib import Path
 
@@ -31,25 +32,29 @@ def test_sigkill_loses_nothing_stored(broker: Mosquitto, tmp_path: Path) -> None
             )
         )
         observer = plant.Wire(broker.port)
-        log = tmp_path / "agent.log"
+        log, outbox = tmp_path / "agent.log", tmp_path / "outbox.db"
         agent = plant.start_agent(config, log)
         try:
             plant.wait_until(lambda: observer.distinct() >= 12, 60, "12 batches before the kill")
             # Freeze the broker first, so the agent dies with batches published but not acknowledged.
             broker.proc.send_signal(signal.SIGSTOP)
-            time.sleep(2.5)
+            plant.wait_until(
+                lambda: len(plant.outbox_state(outbox)[2]) >= 3, 30, "3 batches stored and not acknowledged"
+            )
             os.kill(agent.pid, signal.SIGKILL)
             agent.wait()
             killed_at = time.time()
-            epoch, next_seq, unacked = plant.outbox_state(tmp_path / "outbox.db")
+            epoch, next_seq, unacked = plant.outbox_state(outbox)
             broker.proc.send_signal(signal.SIGCONT)
             assert len(unacked) >= 3, unacked
             plant.wait_until(lambda: observer.states()[-1:] == ["offline"], 15, "the last will")
-            time.sleep(DOWNTIME)
+            time.sleep(DOWNTIME)  # the agent is down for this long, at least
+            restarted_at = time.time()
             agent = plant.start_agent(config, log)
             plant.wait_until(
                 lambda: observer.distinct() >= next_seq + 12, 60, "every stored batch and 12 new ones"
             )
+            seen_at = time.time()
             assert observer.states()[-1] == "online"
             assert plant.stop_agent(agent) == 0
         finally:
@@ -74,10 +79,23 @@ def test_sigkill_loses_nothing_stored(broker: Mosquitto, tmp_path: Path) -> None
     for channel in ("raw_mill_kw", "raw_mill_kwh", "kiln_kw"):
         times = [t for t, _, _ in observer.readings(channel)]
         steps = plant.gaps(times)
-        outage = [(times[i], g) for i, g in enumerate(steps) if g > 4 * INTERVAL]
-        # Exactly one hole: from the last poll before the kill to the first poll of the new process.
-        assert len(outage) == 1, (channel, outage)
-        start_ms, hole = outage[0]
-        assert start_ms / 1000 <= killed_at and DOWNTIME <= hole <= DOWNTIME + 20, (channel, hole)
-    # Replayed from disk with their original times: each counter step matches the truth between those times.
-    assert truth.worst_counter_error(observer.readings("raw_mill_kwh"), "raw_mill_kwh") < 0.1
+        # The downtime's hole: no reading is stamped between the kill and the restart, so one step spans
+        # them, from the last poll of the killed process to the first of the new one (which the test saw).
+        (at,) = [
+            i
+            for i, (t, g) in enumerate(zip(times, steps, strict=False))
+            if t / 1000 <= killed_at <= t / 1000 + g
+        ]
+        assert restarted_at <= times[at + 1] / 1000 <= seen_at, (channel, steps[at])
+        # Apart from it, continuous at the configured period (what the data says, not a stopwatch: late
+        # answers stretch single steps, the poller's absolute schedule keeps the median at the period).
+        live = steps[:at] + steps[at + 1 :]
+        assert abs(statistics.median(live) - INTERVAL) <= 0.1 * INTERVAL, (channel, statistics.median(live))
+        assert len(times) >= 0.9 * sum(live) / INTERVAL, (channel, len(times), sum(live))
+    # Replayed from disk with their original times: every counter reading matches the truth at an instant
+    # between its channel's previous stamp and its own (the register counts whole Wh: a 0.001 kWh step).
+    start = plant.counter_start("raw_mill_kwh")
+    low, high = truth.start_range(observer.readings("raw_mill_kwh"), "raw_mill_kwh", 0.001)
+    assert low <= start <= high, (
+        f"raw_mill_kwh readings off the truth: meter start {start} not in [{low}, {high}]"
+    )

@@ -7,7 +7,6 @@ missing on the wire are exactly the dropped ones: one run of the oldest batches 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tests.faults import plant
@@ -28,22 +27,23 @@ def test_full_outbox_drops_oldest_counts_and_recovers(broker: Mosquitto, tmp_pat
         agent = plant.start_agent(config, log)
         try:
             plant.wait_until(lambda: observer.distinct() >= 6, 60, "6 batches before the outage")
-            broker.stop()
-            plant.wait_until(
-                lambda: (
-                    plant.scrape(health).get('kilnwatch_outbox_dropped_total{reason="max_bytes"}', 0) >= 10
-                ),
-                60,
-                "10 dropped batches",
-            )
-            during = plant.scrape(health)
-            status, doc = plant.healthz(health)
-            assert agent.poll() is None, "the agent died with a full outbox"
-            broker.start()
+            with plant.broker_down(broker):
+                plant.wait_until(
+                    lambda: (
+                        plant.scrape(health).get('kilnwatch_outbox_dropped_total{reason="max_bytes"}', 0)
+                        >= 10
+                    ),
+                    60,
+                    "10 dropped batches",
+                )
+                during = plant.scrape(health)
+                status, doc = plant.healthz(health)
+                assert agent.poll() is None, "the agent died with a full outbox"
             plant.wait_until(
                 lambda: plant.healthz(health)[1]["outbox"]["batches"] == 0, 60, "the outbox to drain"
             )
-            time.sleep(2)
+            seen = observer.distinct()
+            plant.wait_until(lambda: observer.distinct() >= seen + 2, 30, "live traffic again")
             after = plant.scrape(health)
             assert plant.stop_agent(agent) == 0
         finally:
