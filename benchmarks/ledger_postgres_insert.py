@@ -8,19 +8,21 @@ each way of upserting them in one transaction, commit included, on empty tables:
 - ``executemany``: psycopg 3's ``executemany`` of the ledger's ``INSERT ... ON CONFLICT`` (pipelined: the
   statements go out without waiting for each answer);
 - ``unnest``: one ``INSERT ... SELECT FROM unnest(%s::bigint[], ...) ON CONFLICT`` with the columns as lists
-  (for increments the backend's way, ``PostgresBackend.add_increments``, which sums duplicate keys first);
-- ``copy``: the backend's way for readings (``PostgresBackend.add_readings``): a numpy-built binary COPY
-  stream into a staging table, then one ``INSERT ... SELECT ... ON CONFLICT``;
+  (for increments summed per key first, as one upsert cannot touch a row twice);
+- ``copy``: the backend's way (``PostgresBackend.add_readings`` and ``add_increments``): a numpy-built binary
+  COPY stream into a staging table, then one ``INSERT ... SELECT ... ON CONFLICT``;
 - ``copy, no upsert``: binary COPY straight into the table, row by row (psycopg's ``write_row``): the upper
   bound, as it fails on a duplicate key, so the ledger cannot use it.
 
-Each is run ``--repeat`` times (default 3) and the best and worst rows/s are printed. The figures are in the
-module docstring of ``collector/ledger/postgres.py``.
+The cases take turns, ``--repeat`` rounds (default 3), so a busy moment of the machine hits each alike; the
+median and the range of rows/s are printed. The figures are in the module docstring of
+``collector/ledger/postgres.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,6 +45,12 @@ READINGS_UNNEST = (
 )
 INCREMENTS_UPSERT = (
     "INSERT INTO increments VALUES (%s, %s, %s, %s) ON CONFLICT (channel, bucket_ms) DO UPDATE SET"
+    " qty = increments.qty + excluded.qty, cov_s = increments.cov_s + excluded.cov_s"
+)
+INCREMENTS_UNNEST = (
+    "INSERT INTO increments SELECT c, b, sum(q), sum(s)"
+    " FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::float8[]) AS u(c, b, q, s) GROUP BY c, b"
+    " ON CONFLICT (channel, bucket_ms) DO UPDATE SET"
     " qty = increments.qty + excluded.qty, cov_s = increments.cov_s + excluded.cov_s"
 )
 
@@ -108,6 +116,10 @@ def main() -> None:
                 cur.executemany(INCREMENTS_UPSERT, increment_rows())
 
         def increments_unnest(c: psycopg.Connection) -> None:
+            cid, bucket, qty, cov = (list(col) for col in zip(*increment_rows(), strict=True))
+            c.execute(INCREMENTS_UNNEST, (cid, bucket, qty, cov))
+
+        def increments_copy(c: psycopg.Connection) -> None:
             backend.add_increments(increment_rows())
 
         cases = [
@@ -117,11 +129,17 @@ def main() -> None:
             ("readings", "copy, no upsert", readings_copy_plain),
             ("increments", "executemany", increments_executemany),
             ("increments", "unnest", increments_unnest),
+            ("increments", "copy", increments_copy),
         ]
-        print(f"{args.n:,} rows per transaction, {args.repeat} runs each, commit included")
-        for table, name, work in cases:
-            secs = [timed(conn, table, work) for _ in range(args.repeat)]
-            print(f"{table:<11}{name:<17}{args.n / max(secs):>12,.0f} – {args.n / min(secs):>10,.0f} rows/s")
+        print(f"{args.n:,} rows per transaction, {args.repeat} rounds, commit included; rows/s")
+        secs: dict[str, list[float]] = {f"{table:<11}{name:<17}": [] for table, name, _ in cases}
+        for _ in range(args.repeat):
+            for (table, _, work), runs in zip(cases, secs.values(), strict=True):
+                runs.append(timed(conn, table, work))
+        for label, runs in secs.items():
+            rates = sorted(args.n / x for x in runs)
+            median = statistics.median(rates)
+            print(f"{label}median {median:>9,.0f}   range {rates[0]:>9,.0f} – {rates[-1]:>9,.0f}")
         backend.close()
 
 

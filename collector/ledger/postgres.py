@@ -106,39 +106,41 @@ SCHEMA_LOCK, WRITE_LOCK = 0x4B57_0001, 0x4B57_0002
 
 BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
 
-#: A per-connection staging table for the bulk reading insert (binary COPY cannot upsert by itself).
-READINGS_STAGE = (
+#: Per-connection staging tables for the bulk upserts: binary COPY is the fastest way in, but cannot upsert.
+#: ON COMMIT DELETE ROWS empties them at each commit without leaving dead rows behind (temporary tables are
+#: never vacuumed); a second call within one transaction deletes what the first staged.
+STAGES = (
     "CREATE TEMP TABLE IF NOT EXISTS readings_in"
-    " (channel BIGINT, t_ms BIGINT, value DOUBLE PRECISION, quality INTEGER) ON COMMIT DELETE ROWS"
+    " (channel BIGINT, t_ms BIGINT, value DOUBLE PRECISION, quality INTEGER) ON COMMIT DELETE ROWS;"
+    " CREATE TEMP TABLE IF NOT EXISTS increments_in"
+    " (channel BIGINT, bucket_ms BIGINT, qty DOUBLE PRECISION, cov_s DOUBLE PRECISION) ON COMMIT DELETE ROWS"
 )
 UPSERT_STAGED_READINGS = (
     "INSERT INTO readings SELECT channel, t_ms, NULLIF(value, 'NaN'), quality FROM readings_in"
     " ON CONFLICT (channel, t_ms) DO UPDATE SET value = excluded.value, quality = excluded.quality"
 )
-UPSERT_INCREMENTS = (
-    "INSERT INTO increments SELECT c, b, sum(q), sum(s)"
-    " FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::float8[]) AS u(c, b, q, s) GROUP BY c, b"
-    " ON CONFLICT (channel, bucket_ms) DO UPDATE SET"
+UPSERT_STAGED_INCREMENTS = (
+    "INSERT INTO increments SELECT channel, bucket_ms, sum(qty), sum(cov_s) FROM increments_in"
+    " GROUP BY channel, bucket_ms ON CONFLICT (channel, bucket_ms) DO UPDATE SET"
     " qty = increments.qty + excluded.qty, cov_s = increments.cov_s + excluded.cov_s"
 )
 
-#: PostgreSQL's binary COPY framing, and one reading as a fixed-size binary row (4 fields, each with its
-#: length), so numpy writes the whole COPY stream at once. NaN travels as NaN and becomes NULL in SQL.
+#: PostgreSQL's binary COPY framing. A row of fixed-size fields has a fixed size (a field count, then each
+#: field's length and its big-endian bytes), so numpy writes the whole COPY stream at once.
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 COPY_TRAILER = struct.pack("!h", -1)
-READING_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("channel_len", ">i4"),
-        ("channel", ">i8"),
-        ("t_len", ">i4"),
-        ("t_ms", ">i8"),
-        ("value_len", ">i4"),
-        ("value", ">f8"),
-        ("quality_len", ">i4"),
-        ("quality", ">i4"),
-    ]
-)
+
+
+def copy_row(*columns: tuple[str, str]) -> np.dtype:
+    fields = [("fields", ">i2")]
+    for name, kind in columns:
+        fields += [(f"{name}_len", ">i4"), (name, kind)]
+    return np.dtype(fields)
+
+
+#: NaN travels as NaN and becomes NULL in SQL, so every reading row has the same size.
+READING_ROW = copy_row(("channel", ">i8"), ("t_ms", ">i8"), ("value", ">f8"), ("quality", ">i4"))
+INCREMENT_ROW = copy_row(("channel", ">i8"), ("bucket_ms", ">i8"), ("qty", ">f8"), ("cov_s", ">f8"))
 
 
 #: SQLSTATEs after which the whole transaction may simply be tried again: connection exceptions (08),
@@ -194,7 +196,7 @@ class PostgresBackend:
                     keepalives_interval=5,
                     keepalives_count=3,
                 )
-                conn.execute(READINGS_STAGE)
+                conn.execute(STAGES)
                 break
             except psycopg.OperationalError as e:
                 waited = time.monotonic() - started
@@ -320,34 +322,44 @@ class PostgresBackend:
     def add_readings(
         self, ids: np.ndarray, t_ms: np.ndarray, values: np.ndarray, quality: np.ndarray
     ) -> None:
-        """Upsert raw readings (NaN value = NULL; of one (channel, t_ms) twice, the later wins, as in SQLite).
-
-        Binary COPY of a numpy-built stream into a staging table, then one ``INSERT ... SELECT ... ON
-        CONFLICT``: see the module docstring for how it compares with ``executemany`` and ``unnest``.
-        """
+        """Upsert raw readings (NaN value = NULL; of one (channel, t_ms) twice, the later wins, as in SQLite)
+        by binary COPY into a staging table and one ``INSERT ... SELECT ... ON CONFLICT`` (module docstring:
+        the fastest of the ways measured)."""
         keep = _last_per_key(ids, t_ms)
-        rows = np.empty(len(keep), READING_ROW)
-        rows["fields"] = 4
-        rows["channel_len"] = rows["t_len"] = rows["value_len"] = 8
-        rows["quality_len"] = 4
-        rows["channel"], rows["t_ms"] = ids[keep], t_ms[keep]
-        rows["value"], rows["quality"] = values[keep], quality[keep]
-        with self._guard() as conn, conn.cursor() as cur:
-            with cur.copy("COPY readings_in FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(COPY_HEADER + rows.tobytes() + COPY_TRAILER)
-            cur.execute(UPSERT_STAGED_READINGS)
-            cur.execute("DELETE FROM readings_in")  # a second call in this transaction starts empty
+        columns = {"channel": ids[keep], "t_ms": t_ms[keep], "value": values[keep], "quality": quality[keep]}
+        self._upsert_staged("readings_in", _copy_stream(READING_ROW, columns), UPSERT_STAGED_READINGS)
 
     def add_increments(self, rows: Iterable[tuple[int, int, float, float]]) -> None:
-        """Add ``(channel id, bucket_ms, qty, cov_s)`` to the stored increments (a new key starts at 0).
+        """Add ``(channel id, bucket_ms, qty, cov_s)`` to the stored increments (a new key starts at 0), the
+        rows of one key summed first (one upsert cannot touch a row twice): the sums of the ledger's
+        ``executemany`` upsert, by binary COPY into a staging table, faster (module docstring)."""
+        cols = list(zip(*rows, strict=True))
+        if not cols:
+            return
+        columns = {
+            "channel": np.array(cols[0], dtype=np.int64),
+            "bucket_ms": np.array(cols[1], dtype=np.int64),
+            "qty": np.array(cols[2], dtype=np.float64),
+            "cov_s": np.array(cols[3], dtype=np.float64),
+        }
+        self._upsert_staged("increments_in", _copy_stream(INCREMENT_ROW, columns), UPSERT_STAGED_INCREMENTS)
 
-        One ``INSERT ... SELECT FROM unnest(...)``, its rows summed per key first (one upsert cannot touch a
-        row twice); the same sums as the ledger's ``executemany`` upsert, faster (module docstring).
-        """
-        columns = [list(c) for c in zip(*rows, strict=True)]
-        if columns:
-            with self._guard() as conn:
-                conn.execute(UPSERT_INCREMENTS, columns)
+    def _upsert_staged(self, stage: str, stream: bytes, upsert: str) -> None:
+        with self._guard() as conn, conn.cursor() as cur:
+            with cur.copy(f"COPY {stage} FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(stream)
+            cur.execute(upsert)
+            cur.execute(f"DELETE FROM {stage}")  # a second call in this transaction starts empty
+
+
+def _copy_stream(row: np.dtype, columns: dict[str, np.ndarray]) -> bytes:
+    """A whole binary COPY stream of equally long columns, each a fixed-size field of ``row``."""
+    rows = np.empty(len(next(iter(columns.values()))), row)
+    rows["fields"] = len(columns)
+    for name, values in columns.items():
+        rows[f"{name}_len"] = row[name].itemsize
+        rows[name] = values
+    return COPY_HEADER + rows.tobytes() + COPY_TRAILER
 
 
 def _last_per_key(ids: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
