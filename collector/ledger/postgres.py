@@ -23,8 +23,22 @@ one after the other, as SQLite's ``BEGIN IMMEDIATE`` does: a channel's saved sta
 the same transaction, and two interleaved groups of one channel would otherwise lose one update. Reads and
 ``put_kpi``/``put_birth`` run outside transactions, in autocommit.
 
-Measured bulk inserts, 100,000 raw readings in one transaction against a local server with fsync on
-(``python -m benchmarks.ledger_postgres_insert``): see :func:`PostgresBackend.add_readings`.
+Bulk upserts (``python -m benchmarks.ledger_postgres_insert``: its own server, fsync on, one transaction
+with its commit, medians of 7 rounds taking turns, rows/s, on the 2-core machine under a load average of
+10, so absolute figures are low and spread ±40 %; COPY came first in every round):
+
+==============================  ==========  ===========  ===================
+100,000 rows                    readings    increments   (22,000 readings)
+==============================  ==========  ===========  ===================
+``executemany`` (pipelined)     24,000      30,000       38,000
+``unnest`` arrays               39,000      30,000       66,000
+binary COPY + staged upsert     76,000      55,000       103,000
+binary COPY, no upsert (bound)  116,000     —            229,000
+==============================  ==========  ===========  ===================
+
+So both bulk upserts stage by binary COPY: :meth:`PostgresBackend.add_readings` (the ``Backend`` protocol's)
+and :meth:`PostgresBackend.add_increments` (for ``Tx.add_increments``, whose portable form is the
+``executemany`` row).
 """
 
 from __future__ import annotations
