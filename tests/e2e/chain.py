@@ -91,55 +91,62 @@ class Observer:
 
 @contextlib.contextmanager
 def live_plant(
-    workdir: Path, broker_port: int, sim_args: tuple[str, ...] = ()
+    workdir: Path, broker_port: int, sim_args: tuple[str, ...] = (), agent_first: bool = False
 ) -> Iterator[tuple[Path, Observer, subprocess.Popen]]:
-    """Simulator (with ``sim_args`` added) + observer + agent; yields (truth file, observer, agent)."""
+    """Simulator (with ``sim_args`` added) + observer + agent; yields (truth file, observer, agent).
+
+    ``agent_first``: start the agent before the simulator and wait for its first batch (of BAD readings: no
+    meter answers yet). For tests of events the simulator stages at fixed times after it starts (a rollover, a
+    meter exchange): the agent's start-up, which a loaded machine stretches by many seconds, then happens
+    before the simulator's clock starts, and cannot run past the events. Once the meters answer, the agent's
+    next retry comes within its backoff, which doubles from the poll interval and so is at most about as long
+    as the simulator took to start.
+    """
     modbus, opcua = free_port(), free_port()
     truth = workdir / "truth.csv"
-    sim_log = (workdir / "sim.log").open("ab")
-    sim = subprocess.Popen(
-        [
-            *KILNWATCH,
-            "sim",
-            "kiln",
-            "--modbus-port",
-            str(modbus),
-            "--opcua-port",
-            str(opcua),
-            "--truth",
-            str(truth),
-            *sim_args,
-        ],
-        stdout=sim_log,
-        stderr=subprocess.STDOUT,
-    )
     observer = None
     agent = None
-    try:
-        wait_for_port(modbus, timeout=30, proc=sim)
-        wait_for_port(opcua, timeout=30, proc=sim)
-        observer = Observer(broker_port)
-        env = os.environ | {
-            "KILNWATCH_MODBUS_PORT": str(modbus),
-            "KILNWATCH_OPCUA_ENDPOINT": f"opc.tcp://127.0.0.1:{opcua}/kilnwatch/dcs",
-            "KILNWATCH_MQTT_PORT": str(broker_port),
-            "KILNWATCH_OUTBOX": str(workdir / "outbox.sqlite"),
-        }
-        agent_log = (workdir / "agent.log").open("ab")
-        agent = subprocess.Popen(
+    sim = None
+    env = os.environ | {
+        "KILNWATCH_MODBUS_PORT": str(modbus),
+        "KILNWATCH_OPCUA_ENDPOINT": f"opc.tcp://127.0.0.1:{opcua}/kilnwatch/dcs",
+        "KILNWATCH_MQTT_PORT": str(broker_port),
+        "KILNWATCH_OUTBOX": str(workdir / "outbox.sqlite"),
+    }
+
+    def start_agent() -> subprocess.Popen:
+        return subprocess.Popen(
             [*KILNWATCH, "agent", "run", str(REPO / "deploy" / "demo" / "agent.toml")],
-            stdout=agent_log,
+            stdout=(workdir / "agent.log").open("ab"),
             stderr=subprocess.STDOUT,
             env=env,
         )
+
+    try:
+        observer = Observer(broker_port)
+        if agent_first:
+            agent = start_agent()
+            wait_until(lambda: observer.batches or agent.poll() is not None, 60, "the agent's first batch")
+            assert agent.poll() is None, "the agent died at start"
+        sim = subprocess.Popen(
+            [*KILNWATCH, "sim", "kiln", "--modbus-port", str(modbus), "--opcua-port", str(opcua),
+             "--truth", str(truth), *sim_args],
+            stdout=(workdir / "sim.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for_port(modbus, timeout=30, proc=sim)
+        wait_for_port(opcua, timeout=30, proc=sim)
+        if agent is None:
+            agent = start_agent()
         yield truth, observer, agent
     finally:
         if agent is not None:
             stop(agent)
         if observer is not None:
             observer.close()
-        sim.send_signal(signal.SIGTERM)
-        stop(sim)
+        if sim is not None:
+            sim.send_signal(signal.SIGTERM)
+            stop(sim)
 
 
 def wait_until(pred, timeout: float, what: str) -> None:

@@ -2,7 +2,9 @@
 
 The simulator presets the clinker belt scale's uint32 kg register 1 200 kg below its modulus 2^32 kg (at
 ~58 kg/s it wraps about 20 s into the run) and replaces the kiln's PM5100 energy meter 30 s in by a new one
-counting from 0 Wh. The agent polls them over Modbus and publishes over Mosquitto; the collector applies
+counting from 0 Wh. Both are timed from the simulator's start, so the agent is started (and polling) first:
+its start-up, which a loaded machine stretches, cannot then run past them (it did once: the first reading
+came after the wrap). The agent polls them over Modbus and publishes over Mosquitto; the collector applies
 the counter rules, and the KPI document must list the rollover and the reset it applied — and no flagged
 jump.
 
@@ -47,7 +49,7 @@ def test_rollover_and_meter_replacement_live_match_the_truth(tmp_path: Path, bro
     assert collector.mqtt.ready.wait(10)
     sim_args = ("--preset", f"clinker_t={PRESET_KG}", "--replace-meter", "kiln_kwh@30")
     try:
-        with live_plant(tmp_path, broker.port, sim_args) as (truth_path, observer, agent):
+        with live_plant(tmp_path, broker.port, sim_args, agent_first=True) as (truth_path, observer, agent):
             wait_until(lambda: observer.batches, 60, "the agent's first batch")
             kinds = lambda: {(e.channel, e.kind) for e in collector.ledger.events(0, 2**62)}  # noqa: E731
             wanted = {("kiln-gw/clinker_t", "rollover"), ("kiln-gw/kiln_kwh", "reset")}
