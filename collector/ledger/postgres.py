@@ -241,7 +241,11 @@ class PostgresBackend:
             if not lost and state[:2] not in RETRY_CLASSES and state not in RETRY_STATES:
                 raise
             log.warning(
-                "ledger.unavailable", where=self.where, lost=lost, sqlstate=state, in_transaction=self._in_tx
+                "ledger.postgres_unavailable",
+                where=self.where,
+                lost=lost,
+                sqlstate=state,
+                in_transaction=self._in_tx,
             )
             what = "connection lost" if lost else f"transient error {state}"
             raise LedgerUnavailable(f"{self.where}: {what}: {_one_line(e)}") from e
