@@ -130,7 +130,7 @@ def live_plant(
             assert agent.poll() is None, "the agent died at start"
         sim = subprocess.Popen(
             [*KILNWATCH, "sim", "kiln", "--modbus-port", str(modbus), "--opcua-port", str(opcua),
-             "--truth", str(truth), *sim_args],
+             "--truth", str(truth), "--truth-interval", "0.1", *sim_args],
             stdout=(workdir / "sim.log").open("ab"),
             stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -171,9 +171,14 @@ def true_quantity(truth, column: str, window_ms: list[int]) -> float:
     return float(np.interp(window_ms[1], t, cols[column]) - np.interp(window_ms[0], t, cols[column]))
 
 
-def truth_at(truth, column: str, t_ms: float) -> float:
+def truth_bounds(truth, column: str, t_ms: float) -> tuple[float, float]:
+    """The truth at the rows either side of ``t_ms`` (equal on a row; the first or last row outside them): a
+    counter's value at ``t_ms`` lies between them, because it never decreases. No interpolation."""
     t, cols = truth
-    return float(np.interp(t_ms, t, cols[column]))
+    i = int(np.searchsorted(t, t_ms, side="left"))
+    after = cols[column][min(i, len(t) - 1)]
+    before = after if i < len(t) and t[i] == t_ms else cols[column][max(i - 1, 0)]
+    return float(before), float(after)
 
 
 def start_range(
@@ -183,15 +188,13 @@ def start_range(
 
     A totaliser shows ``start + truth(s)`` floored to its register ``step``, read at an instant ``s`` in
     (previous stamp, own stamp] (``Observer.good``); so a reading ``v`` allows starts in
-    [v − truth(own stamp), v + step − truth(previous stamp)], widened by the truth's interpolation error
-    (linear between rows to well below 0.01 % of the cumulative, ``simulators.kiln.live``). Rows without a
-    previous stamp bound only from below. A loaded machine widens the intervals; it cannot move them apart.
+    [v − truth(own stamp), v + step − truth(previous stamp)], each truth taken at the row on the safe side
+    (``truth_bounds``; the simulator writes a row every 0.1 s). Rows without a previous stamp bound only from
+    below. A loaded machine widens the intervals; it cannot move them apart.
     """
     low, high = -float("inf"), float("inf")
     for t, v, t_prev in rows:
-        later = truth_at(truth, column, t)
-        slack = 1e-4 * abs(later)
-        low = max(low, v - later - slack)
+        low = max(low, v - truth_bounds(truth, column, t)[1])
         if t_prev is not None:
-            high = min(high, v + step - truth_at(truth, column, t_prev) + slack)
+            high = min(high, v + step - truth_bounds(truth, column, t_prev)[0])
     return low, high

@@ -39,6 +39,8 @@ from tests.servers import Mosquitto, free_port, stop, wait_for_port
 REPO = Path(__file__).resolve().parents[2]
 KILNWATCH = [sys.executable, "-m", "agent.cli"]
 SITE, AGENT = "plant1", "gw1"
+#: A truth row every simulator tick (0.1 s): a counter read between two rows is bounded by them exactly.
+TRUTH_ROWS = ("--truth-interval", "0.1")
 
 #: Two PM5100 meters of the simulated plant (units 1 and 2): power and the int64 Wh energy counter each.
 CONFIG = """
@@ -139,7 +141,7 @@ def simulator(workdir: Path) -> Iterator[Simulator]:
     port, truth = free_port(), workdir / "truth.csv"
     log = (workdir / "sim.log").open("ab")
     proc = subprocess.Popen(
-        [*KILNWATCH, "sim", "kiln", "--modbus-port", str(port), "--truth", str(truth)],
+        [*KILNWATCH, "sim", "kiln", "--modbus-port", str(port), "--truth", str(truth), *TRUTH_ROWS],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -351,6 +353,14 @@ class Truth:
         t0, t1 = self.t[i - 1], self.t[i]
         return values[i - 1] + (values[i] - values[i - 1]) * (t_ms - t0) / (t1 - t0)
 
+    def bounds(self, column: str, t_ms: float) -> tuple[float, float]:
+        """The truth at the rows either side of ``t_ms`` (equal on a row): a counter's value at ``t_ms`` lies
+        between them, because it never decreases. No interpolation, so no assumption about its rate."""
+        values, i = self.columns[column], bisect.bisect_left(self.t, t_ms)
+        if i == 0 or i == len(self.t):
+            raise ValueError(f"{t_ms} is outside the truth file")
+        return values[i] if self.t[i] == t_ms else values[i - 1], values[i]
+
     def start_range(
         self, readings: list[tuple[int, float | None, int]], column: str, step: float
     ) -> tuple[float, float]:
@@ -360,10 +370,9 @@ class Truth:
         the simulator answered the request. That instant lies after the channel's previous reading was
         stamped (a poll group's cycles run one after another) and no later than the reading's own stamp (the
         agent stamps when the answer arrives). So a reading ``v`` stamped ``t`` after ``t_prev`` allows
-        starts in [v − truth(t), v + step − truth(t_prev)], widened by the truth's interpolation error
-        (linear between rows to well below 0.01 % of the cumulative, ``simulators.kiln.live``). The readings
-        agree with the truth and kept their own times if and only if these intervals overlap, around the start
-        the simulator gave the meter (``counter_start``): low ≤ start ≤ high.
+        starts in [v − truth(t), v + step − truth(t_prev)], each truth taken at the row on the safe side
+        (``bounds``). The readings agree with the truth and kept their own times if these intervals overlap
+        around the start the simulator gave the meter (``counter_start``): low ≤ start ≤ high.
 
         No stopwatch is involved: a loaded machine that answers late only widens a reading's interval, while
         a reading restamped later than it was taken (e.g. at replay) moves its interval below the others.
@@ -372,7 +381,6 @@ class Truth:
         for (t_prev, _, _), (t, v, q) in itertools.pairwise(readings):
             if q != wire.Quality.GOOD or v is None or t >= self.t[-1]:
                 continue
-            later, earlier = self.at(column, t), self.at(column, t_prev)
-            slack = 1e-4 * later
-            low, high = max(low, v - later - slack), min(high, v + step - earlier + slack)
+            low = max(low, v - self.bounds(column, t)[1])
+            high = min(high, v + step - self.bounds(column, t_prev)[0])
         return low, high
