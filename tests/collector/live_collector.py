@@ -6,6 +6,7 @@ practical with one or two channels per agent (the demo plant has 31).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -115,3 +116,14 @@ def hours_ago_aligned(hours: int) -> int:
 
 def total(rows: list[tuple[str, int, float, float]], channel: str) -> float:
     return sum(q for ch, _, q, _ in rows if ch == channel)
+
+
+def kpis_in_time(collector: Collector, timeout: float = 60.0) -> list[dict]:
+    """``compute_kpis()`` with a deadline: a collector that marked far too many periods for recomputation
+    fails the test here instead of hanging it (the dirty periods would otherwise be computed at close)."""
+    out: list[list[dict]] = []
+    worker = threading.Thread(target=lambda: out.append(collector.compute_kpis()), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    assert not worker.is_alive(), f"compute_kpis() still running after {timeout} s"
+    return out[0]
