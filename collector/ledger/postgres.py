@@ -177,7 +177,13 @@ class PostgresBackend:
         reconnect_max_delay_s: float = 2.0,
     ) -> None:
         self.url = url
-        info = conninfo.conninfo_to_dict(url)
+        try:
+            info = conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError as e:
+            raise LedgerError(
+                f"ledger_url is not a PostgreSQL URL libpq can read ({_one_line(e)}) — write"
+                " postgresql://user@host:port/database"
+            ) from e
         #: Where, without the password: for logs and errors.
         self.where = f"postgresql://{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
         self.connect_timeout_s = connect_timeout_s

@@ -417,6 +417,11 @@ def test_pg_schema_of_another_version_is_refused(pg: servers.PgServer) -> None:
         PostgresBackend(pg.dsn)
 
 
+def test_pg_unreadable_url_is_a_ledger_error() -> None:
+    with pytest.raises(LedgerError, match=r"ledger_url is not a PostgreSQL URL .* — write postgresql://"):
+        PostgresBackend("postgresql://host:port/db?no_such_option=1")
+
+
 def test_pg_open_by_url(pg: servers.PgServer) -> None:
     led = Ledger.open(pg.dsn)
     assert isinstance(led.backend, PostgresBackend)
