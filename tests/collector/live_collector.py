@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 from agent import wire
 from collector.config import CollectorConfig, CollectorSection, MqttSection
 from collector.service import Collector
+from collector.sinks import InfluxConfig
 from collector.sites import load_sites
 
 #: Base interval of the test site models (the ledger's bucket), in ms.
@@ -49,12 +50,20 @@ def site_toml(site_id: str, agents: tuple[str, ...] = ("gw",), kwh_unit: str = "
     return "\n".join(parts)
 
 
-def config(tmp_path: Path, port: int, site_model: Path, client_id: str, **collector: Any) -> CollectorConfig:
+def config(
+    tmp_path: Path,
+    port: int,
+    site_model: Path,
+    client_id: str,
+    influx: InfluxConfig | None = None,
+    **collector: Any,
+) -> CollectorConfig:
     return CollectorConfig(
         collector=CollectorSection(
             site_model=site_model, ledger=tmp_path / f"{client_id}.sqlite", periods=("hour",), **collector
         ),
         mqtt=MqttSection(port=port, client_id=client_id),
+        influx=influx,
     )
 
 
