@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 
 from agent import wire
 from collector.config import CollectorConfig, CollectorSection, MqttSection
+from collector.ingest.apply import GroupResult
 from collector.service import Collector
 from collector.sinks import InfluxConfig
 from collector.sites import load_sites
@@ -68,9 +69,14 @@ def config(
 
 
 @contextmanager
-def running(cfg: CollectorConfig) -> Iterator[Collector]:
-    """A collector on ``cfg``'s site models, subscribed before the test publishes anything."""
+def running(
+    cfg: CollectorConfig, on_group: Callable[[int, GroupResult, float, float], None] | None = None
+) -> Iterator[Collector]:
+    """A collector on ``cfg``'s site models, subscribed before the test publishes anything; ``on_group`` is
+    the MQTT worker's hook, called after each group is applied."""
     collector = Collector(cfg, load_sites(cfg.collector.site_model))
+    assert collector.mqtt is not None
+    collector.mqtt.on_group = on_group
     collector.start()
     try:
         assert collector.mqtt is not None and collector.mqtt.ready.wait(15), "collector never subscribed"
