@@ -137,3 +137,63 @@ def test_a_held_channel_stays_held_across_a_restart(broker, tmp_path: Path) -> N
         assert c.ingest.counters["held"] == 2
         assert total(c.ledger.increments(0, END, "plant-a"), "gw/kwh") == 0.0
     pub.close()
+
+
+def test_a_site_model_corrected_while_the_collector_was_down_counts_the_held_readings(
+    broker, tmp_path: Path
+) -> None:
+    """The operator fixes the model and restarts the collector (instead of SIGHUP): at start the stored
+    birth agrees with the model, so the channel is no longer held, and what was held must be counted."""
+    model = tmp_path / "plant-a.toml"
+    model.write_text(site_toml("plant-a"))
+    cfg = config(tmp_path, broker.port, model, "collector-births-fixed-offline")
+    t0 = hours_ago_aligned(2)
+    wh = (1_000_000.0, 1_004_000.0, 1_012_500.0)
+    pub = Publisher(broker.port)
+    with running(cfg) as c:
+        pub.send(BIRTH, birth("plant-a", "gw", WRONG)).wait_for_publish(10)
+        wait_until(lambda: c.ingest.counters["births"] == 1, "the Wh birth")
+        pub.send_all(
+            [(TOPIC, batch("plant-a", "gw", i, [("kwh", t0 + 60_000 * i, wh[i])])) for i in range(3)]
+        )
+        wait_until(lambda: c.ingest.counters["batches"] == 3, "three batches")
+        assert c.ingest.counters["held"] == 3
+    model.write_text(site_toml("plant-a", kwh_unit="Wh"))
+    with running(cfg) as c:
+        assert c.ingest.problems == {}
+        # (1,012,500 − 1,000,000) Wh × 0.001 = 12.5 kWh, as after a reload.
+        assert total(c.ledger.increments(0, END, "plant-a"), "gw/kwh") == 12.5
+    pub.close()
+
+
+def test_a_channel_held_after_counting_resumes_from_its_last_counted_reading(broker, tmp_path: Path) -> None:
+    """Counted, then held by a wrong birth (a reconfigured meter), then released: the release recomputes
+    from the last counted reading, so neither the counted nor the held deltas are lost or doubled."""
+    model = tmp_path / "plant-a.toml"
+    model.write_text(site_toml("plant-a"))
+    t0 = hours_ago_aligned(2)
+    pub = Publisher(broker.port)
+    with running(config(tmp_path, broker.port, model, "collector-births-midway")) as c:
+        counters = c.ingest.counters
+        pub.send(BIRTH, birth("plant-a", "gw", RIGHT)).wait_for_publish(10)
+        wait_until(lambda: counters["births"] == 1, "the first birth")
+        pub.send_all(
+            [(TOPIC, batch("plant-a", "gw", i, [("kwh", t0 + 60_000 * i, READINGS[i])])) for i in range(2)]
+        )
+        wait_until(lambda: counters["batches"] == 2, "two counted batches")
+        assert total(c.ledger.increments(0, END, "plant-a"), "gw/kwh") == 4.0  # 1004 − 1000
+        pub.send(BIRTH, birth("plant-a", "gw", WRONG)).wait_for_publish(10)
+        wait_until(lambda: counters["births"] == 2, "the Wh birth")
+        pub.send_all(
+            [(TOPIC, batch("plant-a", "gw", i, [("kwh", t0 + 60_000 * i, READINGS[i])])) for i in (2, 3)]
+        )
+        wait_until(lambda: counters["batches"] == 4, "two held batches")
+        assert counters["held"] == 2
+        assert total(c.ledger.increments(0, END, "plant-a"), "gw/kwh") == 4.0
+        pub.send(BIRTH, birth("plant-a", "gw", RIGHT)).wait_for_publish(10)
+        wait_until(lambda: counters["births"] == 3, "the corrected birth")
+        # 1010.5 − 1000 = 10.5 kWh: 4 counted before the hold, 6.5 released.
+        wait_until(lambda: total(c.ledger.increments(0, END, "plant-a"), "gw/kwh") == 10.5, "the release")
+        docs = kpis_in_time(c)
+        assert [(d["start_ms"], d["electricity_kwh"]) for d in docs] == [(t0, 10.5)]
+    pub.close()
