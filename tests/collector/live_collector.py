@@ -133,7 +133,7 @@ def total(rows: list[tuple[str, int, float, float]], channel: str) -> float:
     return sum(q for ch, _, q, _ in rows if ch == channel)
 
 
-def kpis_in_time(collector: Collector, timeout: float = 60.0) -> list[dict]:
+def kpis_in_time(collector: Collector, timeout: float = 30.0) -> list[dict]:
     """``compute_kpis()`` with a deadline: a collector that marked far too many periods for recomputation
     fails the test here instead of hanging it (the dirty periods would otherwise be computed at close)."""
     out: list[list[dict]] = []
