@@ -154,6 +154,12 @@ def decode_batch(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Batch:
     return Batch(site, agent, epoch, seq, *columns)
 
 
+#: Channel lists already checked (an agent sends the same one every cycle); cleared when it grows past
+#: the bound, so hostile traffic cannot grow it without limit.
+_VALID_NAMES: set[tuple[str, ...]] = set()
+_VALID_NAMES_KEPT = 100_000
+
+
 def _columns(rows: list) -> tuple[list[str], list[int], list[float | None], list[int]] | None:
     """The readings as four columns, or None if any reading is malformed.
 
@@ -165,10 +171,15 @@ def _columns(rows: list) -> tuple[list[str], list[int], list[float | None], list
     if not rows:
         return [], [], [], []
     channels, times, values, quality = (list(c) for c in zip(*rows, strict=True))
+    names = tuple(channels)
+    if names not in _VALID_NAMES:
+        if not (all(type(c) is str for c in names) and all(valid_id(c) for c in set(names))):
+            return None
+        if len(_VALID_NAMES) >= _VALID_NAMES_KEPT:
+            _VALID_NAMES.clear()
+        _VALID_NAMES.add(names)
     if not (
-        all(type(c) is str for c in channels)
-        and all(valid_id(c) for c in set(channels))
-        and all(type(t) is int and t > 0 for t in times)
+        all(type(t) is int and t > 0 for t in times)
         and all(type(q) is int and 0 <= q <= 2 for q in quality)
         and all(v is None or (type(v) is float and math.isfinite(v)) or type(v) is int for v in values)
     ):

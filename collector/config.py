@@ -30,6 +30,15 @@ RENAMED_MQTT_KEYS = {"keepalive_s": "keepalive", "topic_root": "root"}
 DEFAULT_LEDGER = Path("var/ledger.sqlite")
 
 
+def _postgres_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError(
+            f"{value!r} is not a PostgreSQL URL: write postgresql://user@host:5432/database, or remove"
+            " ledger_url to keep the ledger in the SQLite file ``ledger``"
+        )
+    return value
+
+
 class CollectorSection(Strict):
     site_model: Path = Field(
         description="set the site model file or a folder of them (one file per site), e.g. site_model ="
@@ -51,6 +60,8 @@ class CollectorSection(Strict):
     )
     max_payload_bytes: int = Field(MAX_PAYLOAD_BYTES, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    _ledger_url = field_validator("ledger_url")(_postgres_url)
     group_max_messages: int = Field(
         1000, gt=0, le=100_000, description="messages applied together in one ledger transaction, at most"
     )
@@ -70,7 +81,9 @@ class CollectorSection(Strict):
         10_000, gt=0, description="dead letters kept; the oldest are evicted (counted)"
     )
     http: str | None = Field(
-        "127.0.0.1:9108", description='"host:port" for /healthz and /metrics; "" turns the endpoint off'
+        None,
+        description='"host:port" for /healthz and /metrics, e.g. "127.0.0.1:9109" (the agent has 9108); unset'
+        ' or "" = no endpoint',
     )
 
 

@@ -26,7 +26,9 @@ from collector.ingest.handle import Ingest, Message
 from collector.ingest.mqtt import MqttIngest
 from collector.kpis.document import RESTATED_FIELDS
 from collector.kpis.line_kpis import BaseTable, MissingLabValue, period_kpis
-from collector.ledger.sql import Ledger
+from collector.ledger.sql import UNAVAILABLE, Ledger
+from collector.ops.http import OpsServer
+from collector.ops.stats import SINK_OLDEST_AGE, CollectorStats
 from collector.sinks.pipeline import SinkPipeline
 from collector.site import Site
 from collector.sites import Sites, load_sites
@@ -46,6 +48,9 @@ class Collector:
         self.ledger = Ledger.open(section.ledger_url or section.ledger)
         self.deadletters = DeadLetters.for_config(cfg)
         self.sinks = SinkPipeline(cfg.influx, Path(f"{section.ledger}.sink-queue")) if cfg.influx else None
+        self.stats = CollectorStats()
+        self._register_gauges()
+        self.ops = OpsServer(section.http, self.stats) if section.http and connect else None
         self.ingest = Ingest(
             sites,
             self.ledger,
@@ -54,6 +59,7 @@ class Collector:
             max_payload_bytes=section.max_payload_bytes,
             on_accepted=self._queue_raw,
             on_applied=self._mark_dirty,
+            stats=self.stats,
         )
         self.mqtt = MqttIngest(cfg, self.ingest) if connect else None
         self._dirty: dict[tuple[str, str, float], float] = {}
@@ -63,6 +69,19 @@ class Collector:
         self.latest: list[dict] = []
         self.ingest.recheck_births()
         self._apply_exchanges()
+
+    def _register_gauges(self) -> None:
+        self.stats.gauge("sites_loaded", lambda: len(self.sites))
+        self.stats.gauge("deadletters", lambda: self.deadletters.stats().count)
+        self.stats.gauge("deadletter_bytes", lambda: self.deadletters.stats().bytes)
+        if self.sinks is not None:
+            dispatcher = self.sinks.dispatcher
+            self.stats.gauge("sink_backlog_lines", lambda: dispatcher.stats().queue_depth)
+            self.stats.gauge(SINK_OLDEST_AGE, self.sinks.oldest_age_s)
+
+    def _watch_agents(self) -> None:
+        for site_id in self.sites:
+            self.stats.watch_agents(site_id, self.sites.agents(site_id))
 
     def _apply_exchanges(self) -> None:
         exchanged = apply_exchanges(self.ledger, self.ingest.metas, self.sites)
@@ -77,6 +96,7 @@ class Collector:
             sites = load_sites(self.cfg.collector.site_model)
         except ConfigError as exc:
             log.error("sites.reload_refused", problems=exc.problems, kept=sorted(self.sites))
+            self.stats.reload_result(False, str(exc))
             return False
         added, dropped = sorted(sites.keys() - self.sites.keys()), sorted(self.sites.keys() - sites.keys())
         self.sites = sites
@@ -84,6 +104,8 @@ class Collector:
         self._apply_exchanges()
         if self.mqtt is not None:
             self.mqtt.resubscribe()
+        self._watch_agents()
+        self.stats.reload_result(True)
         log.info("sites.reloaded", sites=len(sites), added=added, dropped=dropped)
         return True
 
@@ -121,6 +143,18 @@ class Collector:
         with self._lock:
             dirty, self._dirty = self._dirty, {}
             restated, self._restated = self._restated, set()
+        try:
+            return self._compute(dirty, restated, now_s)
+        except UNAVAILABLE:
+            with self._lock:  # not lost: computed again in the next round
+                for key, end in dirty.items():
+                    self._dirty.setdefault(key, end)
+                self._restated |= restated
+            raise
+
+    def _compute(
+        self, dirty: dict[tuple[str, str, float], float], restated: set[tuple[str, str, float]], now_s: float
+    ) -> list[dict]:
         docs: list[dict] = []
         for (site_id, period, start), end in sorted(dirty.items(), key=lambda kv: kv[0][2]):
             site = self.sites.get(site_id)
@@ -158,6 +192,7 @@ class Collector:
             return
         self.ledger.put_restatement(new["site"], new["line"], new["period"], new["start_ms"], before, after)
         self.ingest.counters["restatements"] += 1
+        self.stats.count("restatements", site=new["site"])
         log.info(
             "kpi.restated", site=new["site"], line=new["line"], period=new["period"],
             start_ms=new["start_ms"],
@@ -192,6 +227,9 @@ class Collector:
 
     # -- life cycle ----------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._watch_agents()
+        if self.ops is not None:
+            self.ops.start()
         if self.sinks is not None:
             self.sinks.start()
         if self.mqtt is not None:
@@ -211,10 +249,13 @@ class Collector:
                 if reload is not None and reload.is_set():
                     reload.clear()
                     self.reload()
-                self.compute_kpis()
-                if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
-                    self._pruned_at = time.monotonic()
-                    self.prune()
+                try:
+                    self.compute_kpis()
+                    if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+                        self._pruned_at = time.monotonic()
+                        self.prune()
+                except UNAVAILABLE as exc:  # the periods stay dirty; the next round computes them
+                    log.error("ledger.unavailable", during="kpis", error=str(exc))
         finally:
             self.close()
 
@@ -226,6 +267,8 @@ class Collector:
             self.sinks.close()
         self.ledger.close()
         self.deadletters.close()
+        if self.ops is not None:
+            self.ops.close()
         log.info("collector.stopped", counters=dict(self.ingest.counters))
 
 

@@ -17,7 +17,7 @@ so a crash either redelivers the group (de-duplication makes that harmless) or h
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -26,12 +26,14 @@ import numpy as np
 from agent.wire import Batch, ChannelKind, Quality
 from collector.kpis.exchanges import exchange_key
 from collector.kpis.quantities import RATE_SECONDS, Increments, as_arrays, channel_increments, kernel_events
-from collector.ledger.sql import ChannelState, Ledger, Tx
+from collector.ledger.sql import ChannelState, Ledger, StateColumns, Tx
 from collector.site import Channel, Site
 from collector.sites import Sites
 from kpi import kernels
 
 TOTALISER, RATE, ANALOG = 0, 1, 2
+#: Channel lists whose ids are cached (cleared beyond it: a bound against hostile traffic).
+BATCH_IDS_KEPT = 50_000
 
 
 @dataclass
@@ -52,6 +54,7 @@ class GroupResult:
     restated: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     #: batches newly applied, as (site, agent, seq, newest reading ms)
     applied: list[tuple[str, str, int, int]] = field(default_factory=list)
+    duplicate_sites: Counter[str] = field(default_factory=Counter)
 
     def touch(self, key: tuple[str, str], lo: int, hi: int, late: bool = False) -> None:
         for target in (self.touched, self.restated) if late else (self.touched,):
@@ -78,14 +81,37 @@ class _Meta:
 
 
 class ChannelMetas:
-    """Channel id → site-model facts, cached until the site models are reloaded."""
+    """Channel id → site-model facts, cached until the site models are reloaded: as ``_Meta`` objects for
+    the one-channel paths, and as numpy columns indexed by channel id for the group path, so a group of
+    thousands of channels is classified and parameterised with array operations, not a Python loop."""
 
     def __init__(self, ledger: Ledger, sites: Sites) -> None:
         self.ledger = ledger
         self.sites = sites
+        self._reset()
+
+    def _reset(self) -> None:
+        self._rollbacks = self.ledger.rollbacks
         self._cache: dict[int, _Meta | None] = {}
+        self.lines: list[tuple[str, str]] = []
+        self._line_codes: dict[tuple[str, str], int] = {}
+        self.known = np.zeros(0, dtype=bool)
+        self.mapped = np.zeros(0, dtype=bool)
+        self.exch = np.zeros(0, dtype=bool)
+        self.kind = np.zeros(0, dtype=np.int8)
+        self.line = np.zeros(0, dtype=np.int64)
+        self.step_ms = np.zeros(0, dtype=np.int64)
+        self.rollover = np.zeros(0)
+        self.max_rate_s = np.zeros(0)
+        self.window_s = np.zeros(0)
+        self.gap_s = np.zeros(0)
+        self.factor = np.zeros(0)
+        self.keys: list[str | None] = []
+        self._batch_ids: dict[tuple[str, str, tuple[str, ...]], np.ndarray] = {}
 
     def get(self, cid: int) -> _Meta | None:
+        if self._rollbacks != self.ledger.rollbacks:  # ids of a rolled-back transaction may be reused
+            self._reset()
         try:
             return self._cache[cid]
         except KeyError:
@@ -107,6 +133,63 @@ class ChannelMetas:
         self._cache[cid] = meta
         return meta
 
+    def batch_ids(self, tx: Tx, site_id: str, batch: Batch) -> np.ndarray:
+        """Channel ids of a batch's readings; an agent sends the same channel list every cycle, so the ids
+        are looked up once per list."""
+        if self._rollbacks != self.ledger.rollbacks:  # ids of a rolled-back transaction may be reused
+            self._reset()
+        key = (site_id, batch.agent, tuple(batch.channels))
+        ids = self._batch_ids.get(key)
+        if ids is None:
+            names = [(site_id, f"{batch.agent}/{c}") for c in batch.channels]
+            ids = np.array(tx.channel_ids(names), dtype=np.int64)
+            if len(self._batch_ids) >= BATCH_IDS_KEPT:
+                self._batch_ids.clear()
+            self._batch_ids[key] = ids
+        return ids
+
+    def ensure(self, ids: np.ndarray) -> None:
+        """Fill the columns for channel ids not seen before (once per channel and site-model version)."""
+        top = int(ids.max()) + 1 if len(ids) else 0
+        if top > len(self.known):
+            size = max(top, 2 * len(self.known), 1024)
+            for name in ("known", "mapped", "exch", "kind", "line", "step_ms", "rollover", "max_rate_s",
+                         "window_s", "gap_s", "factor"):  # fmt: skip
+                old = getattr(self, name)
+                grown = np.zeros(size, dtype=old.dtype)
+                grown[: len(old)] = old
+                setattr(self, name, grown)
+            self.keys.extend([None] * (size - len(self.keys)))
+        for cid in ids[~self.known[ids]].tolist():
+            self.known[cid] = True
+            meta = self.get(cid)
+            if meta is None:
+                continue
+            ch = meta.ch
+            line = (meta.site.site.id, ch.line)
+            code = self._line_codes.get(line)
+            if code is None:
+                code = self._line_codes[line] = len(self.lines)
+                self.lines.append(line)
+            self.mapped[cid], self.exch[cid], self.kind[cid], self.line[cid] = (
+                True,
+                meta.exchanges,
+                meta.kind,
+                code,
+            )
+            self.step_ms[cid] = meta.step_ms
+            self.rollover[cid] = float(ch.rollover)
+            self.max_rate_s[cid] = ch.max_rate_per_h / 3600.0
+            self.window_s[cid] = float(ch.plausibility_window_s)
+            self.gap_s[cid] = float(ch.gap_limit_s)
+            self.factor[cid] = ch.factor if meta.kind != ANALOG else 1.0
+            self.keys[cid] = f"{meta.site.site.id}/{meta.name}"
+
+    def held_flags(self, ids: np.ndarray, held: frozenset[str]) -> np.ndarray:
+        if not held:
+            return np.zeros(len(ids), dtype=bool)
+        return np.array([self.keys[c] in held for c in ids.tolist()], dtype=bool)
+
 
 def apply_group(
     ledger: Ledger,
@@ -124,11 +207,11 @@ def apply_group(
                 result.applied.append((site_id, b.agent, b.seq, max(b.t_ms, default=0)))
             else:
                 result.duplicates += 1
+                result.duplicate_sites[site_id] += 1
         result.batches = len(new)
         if not new:
             return result
-        keys = [(s, f"{b.agent}/{c}") for s, b in new for c in b.channels]
-        ids = np.array(tx.channel_ids(keys), dtype=np.int64)
+        ids = np.concatenate([metas.batch_ids(tx, s, b) for s, b in new])
         t = np.array([x for _, b in new for x in b.t_ms], dtype=np.int64)
         v = np.array([np.nan if x is None else x for _, b in new for x in b.values], dtype=np.float64)
         q = np.array([x for _, b in new for x in b.quality], dtype=np.uint8)
@@ -153,45 +236,74 @@ def _apply_columns(
     good = (q == Quality.GOOD) & np.isfinite(v)
     uniq, starts = np.unique(ids, return_index=True)
     ends = np.append(starts[1:], len(ids))
-    states = tx.channel_states(uniq.tolist())
-    bulk: dict[tuple[int, int, int], list[tuple[int, int, int, _Meta, ChannelState | None]]] = defaultdict(
-        list
-    )
-    for cid, a, b in zip(uniq.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        meta = metas.get(cid)
-        if meta is None:
-            result.unmapped += b - a
-            continue
-        if f"{meta.site.site.id}/{meta.name}" in held:
-            result.held += b - a
-            continue
-        state = states.get(cid)
-        first = int(t[a])
-        key = (meta.site.site.id, meta.ch.line)
-        if state is not None and first <= state.last_t_ms:
-            result.late += int(np.count_nonzero(t[a:b] <= state.last_t_ms))
-            inc = recompute(tx, meta, cid, state, min(first, state.last_t_ms))
-            result.count_events(inc)
-            result.touch(key, min(first, state.last_t_ms), max(int(t[b - 1]), state.last_t_ms), late=True)
-            continue
-        result.touch(key, first if state is None else state.last_t_ms, int(t[b - 1]))
-        if meta.exchanges:
-            result.count_events(_extend_one(tx, meta, cid, state, t[a:b], v[a:b], q[a:b]))
-            continue
-        start_ms = state.good_t_ms if state is not None and state.good_t_ms is not None else first
-        lo = start_ms // meta.step_ms * meta.step_ms
-        bulk[(meta.kind, meta.step_ms, lo)].append((cid, a, b, meta, state))
-    for (kind, step_ms, lo), members in bulk.items():
-        _bulk(tx, kind, step_ms, lo, members, t, v, good, result)
-    _save_states(tx, uniq, starts, ends, states, metas, held, t, v, good)
+    lengths = ends - starts
+    metas.ensure(uniq)
+    mapped = metas.mapped[uniq]
+    held_m = metas.held_flags(uniq, held) & mapped
+    result.unmapped += int(lengths[~mapped].sum())
+    result.held += int(lengths[held_m].sum())
+    sel = np.flatnonzero(mapped & ~held_m)
+    if not len(sel):
+        return
+    cids, a, b = uniq[sel], starts[sel], ends[sel]
+    st = tx.channel_state_columns(cids)
+    first_t, last_new = t[a], t[b - 1]
+    late = st.has & (first_t <= st.last_t)
+    for i in np.flatnonzero(late).tolist():
+        cid, meta = int(cids[i]), metas.get(int(cids[i]))
+        state = st.state(i)
+        from_ms = min(int(first_t[i]), state.last_t_ms)
+        result.late += int(np.count_nonzero(t[a[i] : b[i]] <= state.last_t_ms))
+        inc = recompute(tx, meta, cid, state, from_ms)
+        result.count_events(inc)
+        hi = max(int(last_new[i]), state.last_t_ms)
+        result.touch((meta.site.site.id, meta.ch.line), from_ms, hi, late=True)
+    on = ~late
+    lo_touch = np.where(st.has, st.last_t, first_t)
+    codes = metas.line[cids]
+    for code in np.unique(codes[on]).tolist():
+        m = on & (codes == code)
+        result.touch(metas.lines[code], int(lo_touch[m].min()), int(last_new[m].max()))
+    exch = on & metas.exch[cids]
+    for i in np.flatnonzero(exch).tolist():
+        cid = int(cids[i])
+        inc = _extend_one(
+            tx, metas.get(cid), cid, st.state(i), t[a[i] : b[i]], v[a[i] : b[i]], q[a[i] : b[i]]
+        )
+        result.count_events(inc)
+    bulk = np.flatnonzero(on & ~exch)
+    if len(bulk):
+        has_prev = st.has & (st.good_t >= 0)
+        start_ms = np.where(has_prev, st.good_t, first_t)
+        step = metas.step_ms[cids]
+        lo = start_ms // step * step
+        kind = metas.kind[cids]
+        keyed = bulk[np.lexsort((lo[bulk], step[bulk], kind[bulk]))]
+        k3 = np.stack([kind[keyed], step[keyed], lo[keyed]])
+        cut = np.flatnonzero(np.any(k3[:, 1:] != k3[:, :-1], axis=0)) + 1
+        for members in np.split(keyed, cut):
+            i0 = int(members[0])
+            _bulk(tx, metas, int(kind[i0]), int(step[i0]), int(lo[i0]), cids[members], a[members], b[members],
+                  has_prev[members], st.good_t[members], st.good_v[members], t, v, good, result)  # fmt: skip
+    n = len(t)
+    pos = np.arange(n)
+    last_good = np.maximum.reduceat(np.where(good, pos, -1), starts)[sel]
+    first_good = np.minimum.reduceat(np.where(good, pos, n), starts)[sel]
+    _save_states(tx, cids[on], b[on], last_good[on], first_good[on], st, on, t, v, good)
 
 
 def _bulk(
     tx: Tx,
+    metas: ChannelMetas,
     kind: int,
     step_ms: int,
     lo_ms: int,
-    members: list[tuple[int, int, int, _Meta, ChannelState | None]],
+    cids: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    has_prev: np.ndarray,
+    prev_t: np.ndarray,
+    prev_v: np.ndarray,
     t: np.ndarray,
     v: np.ndarray,
     good: np.ndarray,
@@ -200,64 +312,49 @@ def _bulk(
     """One kernel call for channels of one kind whose runs start in the same base bucket. Each run is the
     channel's saved last GOOD reading (a counter loses nothing across bad readings; a rate is integrated
     across a bad sample when its good neighbours are within the gap limit) followed by the new readings."""
-    pieces_t, pieces_v, pieces_g, lengths = [], [], [], []
-    for _, a, b, _, state in members:
-        if state is not None and state.good_t_ms is not None:
-            pieces_t.append(np.array([state.good_t_ms], dtype=np.int64))
-            pieces_v.append(np.array([state.good_value], dtype=np.float64))
-            pieces_g.append(np.ones(1, dtype=bool))
-            lengths.append(b - a + 1)
-        else:
-            lengths.append(b - a)
-        pieces_t.append(t[a:b])
-        pieces_v.append(v[a:b])
-        pieces_g.append(good[a:b])
-    ts = np.concatenate(pieces_t).astype(np.float64) / 1000.0
-    vs = np.concatenate(pieces_v)
-    gs = np.concatenate(pieces_g).astype(np.uint8)
-    bounds = np.zeros(len(members) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=bounds[1:])
-    step_s = step_ms / 1000.0
-    lo_s = lo_ms / 1000.0
-    last_s = max(float(ts[bounds[i + 1] - 1]) for i in range(len(members)) if bounds[i + 1] > bounds[i])
-    n_buckets = max(math.ceil((last_s - lo_s) / step_s), 1)
+    lens = b - a
+    cum = np.cumsum(lens)
+    begin = cum - lens
+    idx = np.arange(int(cum[-1])) - np.repeat(begin, lens) + np.repeat(a, lens)
+    pos = begin[has_prev]
+    ts_ms = np.insert(t[idx], pos, prev_t[has_prev])
+    vs = np.insert(v[idx], pos, prev_v[has_prev])
+    gs = np.insert(good[idx], pos, True).astype(np.uint8)
+    bounds = np.zeros(len(cids) + 1, dtype=np.int64)
+    np.cumsum(lens + has_prev, out=bounds[1:])
+    last_ms = int(ts_ms[bounds[1:] - 1].max())
+    n_buckets = max(-(-(last_ms - lo_ms) // step_ms), 1)
+    step_s, lo_s = step_ms / 1000.0, lo_ms / 1000.0
     edges = lo_s + step_s * np.arange(n_buckets + 1, dtype=np.float64)
-    chans = [m[3].ch for m in members]
-    qty = np.zeros((len(members), n_buckets))
+    ts = ts_ms.astype(np.float64) / 1000.0
+    qty = np.zeros((len(cids), n_buckets))
     cov = np.zeros_like(qty)
-    gap = np.array([float(c.gap_limit_s) for c in chans])
+    gap = metas.gap_s[cids]
     if kind == TOTALISER:
         _, rows = kernels.multi_channel_totaliser_increments(
-            ts, vs, gs, bounds, edges,
-            np.array([float(c.rollover) for c in chans]),
-            np.array([c.max_rate_per_h / 3600.0 for c in chans]),
-            np.array([float(c.plausibility_window_s) for c in chans]),
+            ts, vs, gs, bounds, edges, metas.rollover[cids], metas.max_rate_s[cids], metas.window_s[cids],
             gap, qty, cov,
         )  # fmt: skip
-        events = []
-        for i in np.unique(rows[:, kernels.EVENT_CHANNEL]).astype(np.int64).tolist():
-            cid, _, _, meta, _ = members[i]
-            mine = rows[rows[:, kernels.EVENT_CHANNEL] == i]
-            for e in kernel_events(meta.name, meta.ch, mine):
-                events.append((cid, e))
-                name = e.kind
-                if name == "rollover":
-                    result.rollovers += 1
-                elif name == "reset":
-                    result.resets += 1
-                elif name == "implausible":
-                    result.flagged += 1
-        tx.add_events(events)
+        if len(rows):
+            events = []
+            which = rows[:, kernels.EVENT_CHANNEL].astype(np.int64)
+            for i in np.unique(which).tolist():
+                cid = int(cids[i])
+                meta = metas.get(cid)
+                for e in kernel_events(meta.name, meta.ch, rows[which == i]):
+                    events.append((cid, e))
+                    result.rollovers += e.kind == "rollover"
+                    result.resets += e.kind == "reset"
+                    result.flagged += e.kind == "implausible"
+            tx.add_events(events)
     elif kind == RATE:
         kernels.multi_channel_rate_integral(
-            ts, vs, gs, bounds, edges, gap, np.full(len(chans), RATE_SECONDS), qty, cov
+            ts, vs, gs, bounds, edges, gap, np.full(len(cids), RATE_SECONDS), qty, cov
         )
     else:
         kernels.multi_channel_analog_time_weighted(ts, vs, gs, bounds, edges, gap, qty, cov)
-    if kind != ANALOG:
-        qty *= np.array([c.factor for c in chans])[:, None]
+    qty *= metas.factor[cids][:, None]
     rows_i, cols = np.nonzero((qty != 0) | (cov != 0))
-    cids = np.array([m[0] for m in members], dtype=np.int64)
     tx.add_increments(
         zip(
             cids[rows_i].tolist(),
@@ -271,56 +368,33 @@ def _bulk(
 
 def _save_states(
     tx: Tx,
-    uniq: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    states: dict[int, ChannelState],
-    metas: ChannelMetas,
-    held: frozenset[str],
+    cids: np.ndarray,
+    b: np.ndarray,
+    last_good: np.ndarray,
+    first_good: np.ndarray,
+    st: StateColumns,
+    on: np.ndarray,
     t: np.ndarray,
     v: np.ndarray,
     good: np.ndarray,
 ) -> None:
-    """Each counted channel's state after the group, vectorised: last reading, last and first good one.
-    Late channels were saved by ``recompute`` already (their state reaches their newest reading too)."""
-    n = len(t)
-    pos = np.arange(n)
-    last_good = np.maximum.reduceat(np.where(good, pos, -1), starts) if n else pos
-    first_good = np.minimum.reduceat(np.where(good, pos, n), starts) if n else pos
-    rows = []
-    for i, cid in enumerate(uniq.tolist()):
-        meta = metas.get(cid)
-        if meta is None or f"{meta.site.site.id}/{meta.name}" in held:
-            continue
-        state = states.get(cid)
-        a, b = int(starts[i]), int(ends[i])
-        if state is not None and int(t[a]) <= state.last_t_ms:
-            continue  # recomputed
-        lg, fg = int(last_good[i]), int(first_good[i])
-        if lg >= 0:
-            good_t, good_v = int(t[lg]), float(v[lg])
-            first = int(t[fg])
-            prev_first = state.first_good_t_ms if state is not None else None
-            first_t = first if prev_first is None else min(prev_first, first)
-        else:
-            good_t = state.good_t_ms if state else None
-            good_v = state.good_value if state else None
-            first_t = state.first_good_t_ms if state else None
-        last_v = float(v[b - 1])
-        rows.append(
-            (
-                cid,
-                ChannelState(
-                    int(t[b - 1]),
-                    None if math.isnan(last_v) else last_v,
-                    int(Quality.GOOD) if good[b - 1] else int(Quality.BAD),
-                    good_t,
-                    good_v,
-                    first_t,
-                ),
-            )
-        )
-    tx.set_channel_states(rows)
+    """Each counted, not recomputed channel's state after the group, vectorised: last reading, last and
+    first good one (late channels were saved by ``recompute``; their state reaches their newest reading)."""
+    if not len(cids):
+        return
+    has_good = last_good >= 0
+    lg, fg = np.where(has_good, last_good, 0), np.where(has_good, first_good, 0)
+    old_good_t, old_good_v = st.good_t[on], st.good_v[on]
+    old_first = st.first_good[on]
+    good_t = np.where(has_good, t[lg], old_good_t)
+    good_v = np.where(has_good, v[lg], old_good_v)
+    new_first = t[fg]
+    first = np.where(
+        has_good, np.where(old_first >= 0, np.minimum(old_first, new_first), new_first), old_first
+    )
+    last_v = v[b - 1]
+    last_q = np.where(good[b - 1], int(Quality.GOOD), int(Quality.BAD))
+    tx.set_state_columns(cids, t[b - 1], last_v, last_q, good_t, good_v, first)
 
 
 def _extend_one(
@@ -438,7 +512,11 @@ def release(ledger: Ledger, metas: ChannelMetas, keys: Sequence[tuple[str, str]]
             if meta is None:
                 continue
             state = states.get(cid)
-            from_ms = state.last_t_ms if state is not None else 0
+            # From its last counted reading, or its first reading if it was held from the start (not from
+            # 1970: that would recompute, and mark for KPIs, every period since).
+            from_ms = state.last_t_ms if state is not None else tx.first_reading_ms(cid)
+            if from_ms is None:
+                continue
             inc = recompute(tx, meta, cid, state, from_ms)
             result.count_events(inc)
             if inc.qty.size:

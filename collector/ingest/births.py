@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from collector.site import Site
+from collector.site import UNIT_FACTORS, Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,21 @@ class BirthProblem:
         )
 
 
+def same_unit(kind: str, a: str, b: str) -> bool:
+    """Whether two spellings mean one unit: for counted kinds, the same factor to the canonical unit (Wh and
+    kWh differ, Nm3 and m3 do not); for anything else the same text once common spellings are folded
+    (°C, degC and C; % and percent), so a temperature is not held for how its unit is written."""
+    factors = UNIT_FACTORS.get(kind)
+    if factors is not None and a in factors and b in factors:
+        return factors[a] == factors[b]
+    return _fold(a) == _fold(b)
+
+
+def _fold(unit: str) -> str:
+    text = unit.strip().lower().replace("°", "").replace("deg", "").replace("percent", "%")
+    return text.replace(" ", "")
+
+
 def birth_problems(site: Site, agent: str, doc: Mapping) -> list[BirthProblem]:
     """Channels of one agent's birth whose kind or unit differs from the site model (channels the model does
     not name are not problems: they are kept raw, and counted as unmapped)."""
@@ -48,7 +63,7 @@ def birth_problems(site: Site, agent: str, doc: Mapping) -> list[BirthProblem]:
         ch = site.channels.get(f"{agent}/{point}")
         if ch is None:
             continue
-        if kind != ch.kind or unit != ch.unit:
+        if kind != ch.kind or not same_unit(ch.kind, str(unit), ch.unit):
             out.append(
                 BirthProblem(site.site.id, agent, str(point), f"{kind} in {unit}", f"{ch.kind} in {ch.unit}")
             )

@@ -20,6 +20,7 @@ from collector.ingest.apply import ChannelMetas, GroupResult, apply_group, relea
 from collector.ingest.births import BirthProblem, birth_problems
 from collector.ingest.deadletters import DeadLetters, Reject
 from collector.ledger.sql import Ledger
+from collector.ops.stats import CollectorStats
 from collector.sites import Sites
 
 log = structlog.get_logger("collector.ingest")
@@ -52,8 +53,10 @@ class Ingest:
         max_payload_bytes: int = wire.MAX_PAYLOAD_BYTES,
         on_accepted: Callable[[list[tuple[str, wire.Batch]]], None] | None = None,
         on_applied: Callable[[GroupResult], None] | None = None,
+        stats: CollectorStats | None = None,
     ) -> None:
         self.ledger = ledger
+        self.stats = stats or CollectorStats()
         self.deadletters = deadletters
         self.max_future_ms = int(max_future_s * 1000)
         self.max_payload_bytes = max_payload_bytes
@@ -85,20 +88,41 @@ class Ingest:
         return self._set_problems(problems, scope=None)
 
     def _set_problems(self, problems: dict[str, BirthProblem], scope: tuple[str, str] | None) -> GroupResult:
-        """Replace the problems (all, or one agent's when ``scope`` is given); release what cleared."""
+        """Replace the problems (all, or one agent's when ``scope`` is given); release what cleared.
+
+        Which channels are held is kept in the ledger too, so a collector restarted after the site model
+        was fixed still counts what an earlier run held.
+        """
         with self._lock:
             old = {k: p for k, p in self.problems.items() if scope is None or (p.site, p.agent) == scope}
             for key in old:
                 self.problems.pop(key)
             self.problems.update(problems)
+        was_held = {
+            f"{site}/{name}": (site, name)
+            for site, name in self.ledger.held()
+            if scope is None or (site, name.partition("/")[0]) == scope
+        }
         for key in problems.keys() - old.keys():
-            log.error("birth.mismatch", channel=key, problem=problems[key].text())
-        cleared = [old[k] for k in old.keys() - problems.keys()]
+            p = problems[key]
+            if key not in was_held:
+                log.error("birth.mismatch", channel=key, problem=p.text())
+            self.stats.count("birth_problems", site=p.site, agent=p.agent, point=p.point)
+            self.stats.problem(f"birth:{key}", p.text())
+        self.ledger.set_held(((p.site, f"{p.agent}/{p.point}") for p in problems.values()), on=True)
+        cleared = [was_held[k] for k in was_held.keys() - problems.keys()]
+        cleared += [
+            (p.site, f"{p.agent}/{p.point}")
+            for k, p in old.items()
+            if k not in problems and k not in was_held
+        ]
         if not cleared:
             return GroupResult()
-        for p in cleared:
-            log.info("birth.mismatch_cleared", channel=p.channel)
-        result = release(self.ledger, self.metas, [(p.site, f"{p.agent}/{p.point}") for p in cleared])
+        for site, name in cleared:
+            log.info("birth.mismatch_cleared", channel=f"{site}/{name}")
+            self.stats.clear_problem(f"birth:{site}/{name}")
+        result = release(self.ledger, self.metas, cleared)
+        self.ledger.set_held(cleared, on=False)
         if self.on_applied is not None:
             self.on_applied(result)
         return result
@@ -154,6 +178,7 @@ class Ingest:
         if kind == "birth":
             self.ledger.put_birth(site_id, agent, doc)
             self._count("births")
+            self.stats.count("births", site=site_id)
             problems = birth_problems(self.sites[site_id], agent, doc)
             self._set_problems({p.channel: p for p in problems}, scope=(site_id, agent))
         else:
@@ -168,6 +193,7 @@ class Ingest:
     def reject_many(self, rejects: Sequence[tuple[Message, str, str]]) -> None:
         for m, reason, detail in rejects:
             self._count(f"rejected.{reason}")
+            self.stats.count("rejects", reason=reason)
             log.warning(
                 "message.rejected", topic=m.topic, reason=reason, detail=detail[:300], size=len(m.payload)
             )
@@ -179,6 +205,10 @@ class Ingest:
         )
 
     def _count_result(self, result: GroupResult) -> None:
+        for site_id, n in result.duplicate_sites.items():
+            self.stats.count("duplicates", n, site=site_id)
+        for site_id, agent, seq, reading_ms in result.applied:
+            self.stats.agent_batch(site_id, agent, seq, reading_ms or None)
         with self._lock:
             self.counters["batches"] += result.batches
             self.counters["readings"] += result.readings

@@ -97,6 +97,7 @@ class MqttIngest:
         self.reconnects += 1
         self.connected.set()
         self.disconnected_since = None
+        self.ingest.stats.broker_connected(True)
         _, self._sub_mid = client.subscribe([(f, 1) for f in self._filters()])
         log.info("mqtt.connected", host=self.cfg.host, port=self.cfg.port, sites=len(self.ingest.sites))
 
@@ -111,6 +112,7 @@ class MqttIngest:
         self.ready.clear()
         self.connected.clear()
         self.disconnected_since = time.monotonic()
+        self.ingest.stats.broker_connected(False)
         failed = getattr(reason, "is_failure", False)
         (log.warning if failed else log.info)("mqtt.disconnected", reason=str(reason))
 
@@ -163,6 +165,7 @@ class MqttIngest:
 
     def _apply(self, group: list[Message]) -> None:
         delay = RETRY_FIRST_S
+        self.ingest.stats.group_started(group[0].received_s)
         while True:
             started = time.perf_counter()
             try:
@@ -192,6 +195,7 @@ class MqttIngest:
         for m in group:
             if m.qos:
                 self.client.ack(m.mid, m.qos)
+        self.ingest.stats.observe_group(len(group), result.readings, apply_s, group[0].received_s)
         if self.on_group is not None:
             self.on_group(len(group), result, apply_s, group[0].received_s)
 

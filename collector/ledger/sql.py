@@ -45,6 +45,35 @@ class ChannelState:
     first_good_t_ms: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StateColumns:
+    """Channel states of a group as columns aligned with the ids asked for: -1 for a missing time, NaN for a
+    missing value; ``has`` is False for a channel never seen (the group path works on these arrays)."""
+
+    has: np.ndarray
+    last_t: np.ndarray
+    last_v: np.ndarray
+    last_q: np.ndarray
+    good_t: np.ndarray
+    good_v: np.ndarray
+    first_good: np.ndarray
+
+    def state(self, i: int) -> ChannelState | None:
+        if not self.has[i]:
+            return None
+
+        def t(x: np.ndarray) -> int | None:
+            return None if x[i] < 0 else int(x[i])
+
+        def val(x: np.ndarray) -> float | None:
+            return None if np.isnan(x[i]) else float(x[i])
+
+        return ChannelState(
+            int(self.last_t[i]), val(self.last_v), int(self.last_q[i]), t(self.good_t), val(self.good_v),
+            t(self.first_good),
+        )  # fmt: skip
+
+
 class Backend(Protocol):
     """What a database gives the ledger. ``execute``/``executemany``/``query`` take ``?`` placeholders."""
 
@@ -91,6 +120,7 @@ class Ledger:
         self._lock = threading.RLock()
         self._ids: dict[tuple[str, str], int] = {}
         self._names: dict[int, tuple[str, str]] = {}
+        self.rollbacks = 0
 
     @classmethod
     def open(cls, target: str | Any) -> Ledger:
@@ -118,6 +148,7 @@ class Ledger:
                 self.backend.rollback()
                 self._ids.clear()  # ids created in the rolled-back transaction do not exist
                 self._names.clear()
+                self.rollbacks += 1  # tells caches keyed by channel id to start again
                 raise
             self.backend.commit()
 
@@ -238,6 +269,30 @@ class Ledger:
             rows = self.backend.query("SELECT site, agent, doc FROM births")
         return {(s, a): json.loads(d) for s, a, d in rows}
 
+    # -- channels held by a birth that disagrees with the site model ------------------------------------
+    def held(self) -> set[tuple[str, str]]:
+        """(site, ``<agent>/<point>``) of channels whose readings are kept but not counted."""
+        with self._lock:
+            return {(s, n) for s, n in self.backend.query("SELECT site, name FROM held")}
+
+    def set_held(self, keys: Iterable[tuple[str, str]], on: bool) -> None:
+        rows = list(keys)
+        if not rows:
+            return
+        sql = (
+            "INSERT INTO held VALUES (?, ?) ON CONFLICT DO NOTHING"
+            if on
+            else "DELETE FROM held WHERE site = ? AND name = ?"
+        )
+        with self._lock:
+            self.backend.begin()
+            try:
+                self.backend.executemany(sql, rows)
+            except BaseException:
+                self.backend.rollback()
+                raise
+            self.backend.commit()
+
     # -- retention -----------------------------------------------------------------------------------------
     def prune_readings(self, before_ms: int) -> int:
         """Drop raw readings older than ``before_ms`` (the retention setting); returns how many."""
@@ -307,12 +362,60 @@ class Tx:
                 out[row[0]] = ChannelState(*row[1:])
         return out
 
+    def channel_state_columns(self, ids: np.ndarray) -> StateColumns:
+        n = len(ids)
+        cols = [np.full(n, -1, dtype=np.int64) for _ in range(3)]  # last_t, good_t, first_good
+        vals = [np.full(n, np.nan) for _ in range(2)]  # last_v, good_v
+        last_q = np.zeros(n, dtype=np.int64)
+        has = np.zeros(n, dtype=bool)
+        where = {c: i for i, c in enumerate(ids.tolist())}
+        for part in _chunks(list(where)):
+            marks = ",".join("?" * len(part))
+            rows = self.db.query(
+                "SELECT channel, last_t_ms, COALESCE(good_t_ms, -1), COALESCE(first_good_t_ms, -1),"
+                f" last_value, good_value, last_quality FROM channel_state WHERE channel IN ({marks})",
+                part,
+            )
+            if not rows:
+                continue
+            at = np.array([where[r[0]] for r in rows], dtype=np.int64)
+            has[at] = True
+            for k, col in enumerate(cols):
+                col[at] = [r[1 + k] for r in rows]
+            for k, col in enumerate(vals):
+                col[at] = [np.nan if r[4 + k] is None else r[4 + k] for r in rows]
+            last_q[at] = [r[6] for r in rows]
+        return StateColumns(has, cols[0], vals[0], last_q, cols[1], vals[1], cols[2])
+
+    def set_state_columns(
+        self,
+        ids: np.ndarray,
+        last_t: np.ndarray,
+        last_v: np.ndarray,
+        last_q: np.ndarray,
+        good_t: np.ndarray,
+        good_v: np.ndarray,
+        first_good: np.ndarray,
+    ) -> None:
+        """Save states given as columns (-1 = no time, NaN = no value), as ``channel_state_columns`` reads."""
+
+        def opt_t(x: np.ndarray) -> list[int | None]:
+            return [None if y < 0 else y for y in x.tolist()]
+
+        def opt_v(x: np.ndarray) -> list[float | None]:
+            return [None if y != y else y for y in x.tolist()]  # y != y: NaN
+
+        self.db.executemany(
+            _UPSERT_STATE,
+            zip(
+                ids.tolist(), last_t.tolist(), opt_v(last_v), last_q.tolist(), opt_t(good_t), opt_v(good_v),
+                opt_t(first_good), strict=True,
+            ),
+        )  # fmt: skip
+
     def set_channel_states(self, rows: Iterable[tuple[int, ChannelState]]) -> None:
         self.db.executemany(
-            "INSERT INTO channel_state VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel) DO UPDATE SET"
-            " last_t_ms = excluded.last_t_ms, last_value = excluded.last_value,"
-            " last_quality = excluded.last_quality, good_t_ms = excluded.good_t_ms,"
-            " good_value = excluded.good_value, first_good_t_ms = excluded.first_good_t_ms",
+            _UPSERT_STATE,
             [
                 (cid, s.last_t_ms, s.last_value, s.last_quality, s.good_t_ms, s.good_value, s.first_good_t_ms)
                 for cid, s in rows
@@ -321,11 +424,7 @@ class Tx:
 
     # -- increments and events -------------------------------------------------------------------------------
     def add_increments(self, rows: Iterable[tuple[int, int, float, float]]) -> None:
-        self.db.executemany(
-            "INSERT INTO increments VALUES (?, ?, ?, ?) ON CONFLICT (channel, bucket_ms) DO UPDATE SET"
-            " qty = increments.qty + excluded.qty, cov_s = increments.cov_s + excluded.cov_s",
-            rows,
-        )
+        self.db.add_increments(rows)
 
     def drop_increments(self, channel_id: int, from_bucket_ms: int) -> None:
         self.db.execute(
@@ -345,6 +444,9 @@ class Tx:
             "SELECT t_ms, value, quality FROM readings WHERE channel = ? AND t_ms >= ? ORDER BY t_ms",
             (channel_id, start),
         )
+
+    def first_reading_ms(self, channel_id: int) -> int | None:
+        return self.db.query("SELECT MIN(t_ms) FROM readings WHERE channel = ?", (channel_id,))[0][0]
 
     def add_events(self, rows: Iterable[tuple[int, CounterEvent]]) -> None:
         self.db.executemany(
@@ -375,6 +477,20 @@ class Tx:
             )
         else:
             self.db.execute("DELETE FROM applied_exchanges WHERE record = ?", (record,))
+
+
+#: The portable increments upsert (SQLite's backend uses it; PostgreSQL's has a faster COPY path).
+ADD_INCREMENTS = (
+    "INSERT INTO increments VALUES (?, ?, ?, ?) ON CONFLICT (channel, bucket_ms) DO UPDATE SET"
+    " qty = increments.qty + excluded.qty, cov_s = increments.cov_s + excluded.cov_s"
+)
+
+_UPSERT_STATE = (
+    "INSERT INTO channel_state VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel) DO UPDATE SET"
+    " last_t_ms = excluded.last_t_ms, last_value = excluded.last_value,"
+    " last_quality = excluded.last_quality, good_t_ms = excluded.good_t_ms,"
+    " good_value = excluded.good_value, first_good_t_ms = excluded.first_good_t_ms"
+)
 
 
 def _chunks(items: list, size: int = IN_CHUNK) -> Iterator[list]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from collector.ledger.sql import SCHEMA_VERSION, ChannelState, Ledger, LedgerError
+from collector.ledger.sql import ADD_INCREMENTS, SCHEMA_VERSION, ChannelState, Ledger, LedgerError
 
 __all__ = ["ChannelState", "Ledger", "SqliteBackend", "open_sqlite"]
 
@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS kpis (
 CREATE TABLE IF NOT EXISTS births (
     site TEXT NOT NULL, agent TEXT NOT NULL, received_ms INTEGER NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (site, agent)
+);
+CREATE TABLE IF NOT EXISTS held (
+    site TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (site, name)
 );
 CREATE TABLE IF NOT EXISTS restatements (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, site TEXT NOT NULL, line TEXT NOT NULL,
@@ -107,6 +110,9 @@ class SqliteBackend:
 
     def close(self) -> None:
         self._db.close()
+
+    def add_increments(self, rows: Iterable[tuple[int, int, float, float]]) -> None:
+        self._db.executemany(ADD_INCREMENTS, rows)
 
     def add_readings(
         self, ids: np.ndarray, t_ms: np.ndarray, values: np.ndarray, quality: np.ndarray

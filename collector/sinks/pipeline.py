@@ -6,6 +6,7 @@ them with retries, so an InfluxDB outage never blocks ingest and never loses a p
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import structlog
@@ -37,6 +38,7 @@ class SinkPipeline:
         self.queue = SqliteSinkQueue(queue_path)
         self.writer = make_writer(config)
         self.dispatcher = SinkDispatcher(self.queue, self.writer, batch_lines=config.batch_lines)
+        self._since: float | None = None
 
     def start(self) -> None:
         if isinstance(self.writer, InfluxV1Writer):
@@ -52,13 +54,27 @@ class SinkPipeline:
         for b in batches:
             lines.extend(readings_lines(b.site, b.agent, b.channels, b.t_ms, b.values, b.quality))
         self.queue.append(lines)
+        self._backlog_began()
         self.dispatcher.wake()
 
     def put_kpi(self, doc: dict) -> None:
         self.queue.append(
             [kpi_lines(doc["site"], doc["line"], doc["period"], doc["start_ms"], kpi_fields(doc))]
         )
+        self._backlog_began()
         self.dispatcher.wake()
+
+    def _backlog_began(self) -> None:
+        if self._since is None:
+            self._since = time.time()
+
+    def oldest_age_s(self) -> float | None:
+        """Seconds since the queue was last empty (an upper bound on its oldest line's age), None when it
+        is empty: what /healthz judges a stuck sink by."""
+        if self.queue.depth() == 0:
+            self._since = None
+            return None
+        return None if self._since is None else time.time() - self._since
 
     def flush(self, timeout: float) -> bool:
         return self.dispatcher.flush(timeout)

@@ -213,7 +213,8 @@ def test_a_missing_relative_file_is_named_with_where_it_was_looked_for(tmp_path:
     (line,) = problems(path, load_collector)
     assert line == (
         f"{path}: collector.site_model: {str(tmp_path / 'models' / 'site.toml')!r} does not exist — point it "
-        "at the site model (a relative path is taken from this file's folder)"
+        "at the site model file or a folder of site model files"
+        " (a relative path is taken from this file's folder)"
     )
 
 
