@@ -201,8 +201,9 @@ def apply_group(
     result = GroupResult()
     with ledger.transaction() as tx:
         new: list[tuple[str, Batch]] = []
-        for site_id, b in batches:
-            if tx.claim_batch(f"{site_id}/{b.agent}", b.epoch, b.seq, len(b)):
+        fresh = tx.claim_batches([(f"{site_id}/{b.agent}", b.epoch, b.seq, len(b)) for site_id, b in batches])
+        for (site_id, b), is_new in zip(batches, fresh, strict=True):
+            if is_new:
                 new.append((site_id, b))
                 result.applied.append((site_id, b.agent, b.seq, max(b.t_ms, default=0)))
             else:

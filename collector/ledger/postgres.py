@@ -79,7 +79,6 @@ CREATE TABLE IF NOT EXISTS readings (
     channel BIGINT NOT NULL, t_ms BIGINT NOT NULL, value DOUBLE PRECISION, quality INTEGER NOT NULL,
     PRIMARY KEY (channel, t_ms)
 );
-CREATE INDEX IF NOT EXISTS readings_time ON readings (t_ms);
 CREATE TABLE IF NOT EXISTS channel_state (
     channel BIGINT PRIMARY KEY,
     last_t_ms BIGINT NOT NULL, last_value DOUBLE PRECISION, last_quality INTEGER NOT NULL,

@@ -31,7 +31,6 @@ CREATE TABLE IF NOT EXISTS readings (
     channel INTEGER NOT NULL, t_ms INTEGER NOT NULL, value REAL, quality INTEGER NOT NULL,
     PRIMARY KEY (channel, t_ms)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS readings_time ON readings (t_ms);
 CREATE TABLE IF NOT EXISTS channel_state (
     channel INTEGER PRIMARY KEY,
     last_t_ms INTEGER NOT NULL, last_value REAL, last_quality INTEGER NOT NULL,

@@ -75,6 +75,19 @@ def test_batches_are_claimed_once(ledger: Ledger) -> None:
     assert ledger.batches_count() == 4
 
 
+def test_a_group_of_batches_is_claimed_in_bulk_with_repeats_inside_it(ledger: Ledger) -> None:
+    with ledger.transaction() as tx:
+        assert tx.claim_batches([("s/a", "e", 1, 2), ("s/a", "e", 2, 2)]) == [True, True]
+    with ledger.transaction() as tx:
+        # seq 2 was applied before; seq 3 comes twice in this group (an outbox replay): once only.
+        got = tx.claim_batches(
+            [("s/a", "e", 2, 2), ("s/a", "e", 3, 2), ("s/a", "e", 3, 2), ("t/a", "e", 2, 2)]
+        )
+        assert got == [False, True, False, True]
+    # 1 + 2, then 3 and t/a's 2: four batches in all.
+    assert ledger.batches_count() == 4
+
+
 def test_a_rolled_back_transaction_leaves_nothing(ledger: Ledger) -> None:
     with pytest.raises(ZeroDivisionError), ledger.transaction() as tx:
         tx.claim_batch("s/a", "e", 1, 1)
