@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import pytest
+
 from collector.sinks.sink_queue import SqliteSinkQueue
 
 
@@ -53,3 +57,42 @@ def test_removing_many_and_vanished_ids_keeps_depth_right(tmp_path):
     queue.remove(ids[:10])  # already gone: nothing more to subtract
     assert queue.depth() == 3_000
     assert queue.peek(1)[0][1] == "m v=1.0 12000"
+
+
+def test_a_partly_delivered_group_keeps_its_place_across_a_restart(tmp_path):
+    """One append is one stored chunk; what was removed of it stays removed after a reopen."""
+    path = tmp_path / "spill.sqlite"
+    queue = SqliteSinkQueue(path)
+    queue.append([f"m v={i}.0 {i}" for i in range(6)])
+    queue.append(["n v=1.0 1"])
+    taken = queue.peek(4)
+    queue.remove([taken[0][0], taken[2][0]])  # lines 0 and 2 delivered, 1 and 3 not (a bisected write)
+    queue.close()
+    reopened = SqliteSinkQueue(path)
+    # 7 appended − 2 removed = 5 waiting, oldest first.
+    assert reopened.depth() == 5
+    assert [line for _, line in reopened.peek(10)] == [
+        "m v=1.0 1", "m v=3.0 3", "m v=4.0 4", "m v=5.0 5", "n v=1.0 1",
+    ]  # fmt: skip
+    reopened.remove([item_id for item_id, _ in reopened.peek(4)])
+    assert [line for _, line in reopened.peek(10)] == ["n v=1.0 1"]  # the first chunk is gone
+
+
+def test_a_queue_file_of_one_row_per_line_is_adopted_in_order(tmp_path):
+    """The layout before chunks: its waiting lines are delivered, none lost."""
+    path = tmp_path / "spill.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE pending (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL)")
+    db.executemany("INSERT INTO pending (line) VALUES (?)", [("a v=1.0 1",), ("b v=2.0 2",)])
+    db.commit()
+    db.close()
+    queue = SqliteSinkQueue(path)
+    queue.append(["c v=3.0 3"])
+    assert [line for _, line in queue.peek(10)] == ["a v=1.0 1", "b v=2.0 2", "c v=3.0 3"]
+
+
+def test_a_line_with_a_newline_is_refused(tmp_path):
+    queue = SqliteSinkQueue(tmp_path / "spill.sqlite")
+    with pytest.raises(ValueError, match="newline"):
+        queue.append(["m v=1.0 1\nm v=2.0 2"])
+    assert queue.depth() == 0
